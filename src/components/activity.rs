@@ -1,0 +1,58 @@
+//! The server-activity drawer at the foot of every page: the newest live events, as they arrive.
+
+use leptos::prelude::*;
+
+use super::time_of_day;
+use crate::{
+    hooks::use_live_events,
+    model::{DatabaseHealth, EventKind, LiveEvent},
+};
+
+/// A toggle and, when open, the list of recent events. Closed on the server; opens in the browser.
+#[component]
+pub fn ActivityPanel() -> impl IntoView {
+    let live = use_live_events();
+    let (open, set_open) = signal(false);
+    view! {
+        <section class="activity" class:open=open>
+            <button
+                class="activity-toggle"
+                aria-expanded=move || open.get().to_string()
+                aria-controls="activity-list"
+                on:click=move |_| set_open.update(|o| *o = !*o)
+            >
+                {move || if open.get() { "Hide server activity" } else { "Show server activity" }}
+                <span class="count">{move || live.recent.with(Vec::len)}</span>
+            </button>
+            <Show when=move || open.get()>
+                <ol id="activity-list" class="activity-list" aria-label="Recent server events">
+                    <For
+                        each=move || live.recent.get()
+                        key=|event| event.id
+                        children=move |event| view! { <ActivityRow event/> }
+                    />
+                    <Show when=move || live.recent.with(Vec::is_empty)>
+                        <li class="activity-empty">"Nothing yet. Events appear here as the server sends them."</li>
+                    </Show>
+                </ol>
+            </Show>
+        </section>
+    }
+}
+
+#[component]
+fn ActivityRow(event: LiveEvent) -> impl IntoView {
+    let summary = match &event.kind {
+        EventKind::Heartbeat(beat) => match beat.database {
+            DatabaseHealth::Ok => "Server alive, database reachable".to_string(),
+            DatabaseHealth::Unavailable => "Server alive, database unreachable".to_string(),
+        },
+    };
+    view! {
+        <li class="activity-row" data-event=event.kind.name()>
+            <time datetime=event.at.to_rfc3339()>{time_of_day(event.at)}</time>
+            <span class="event-name">{event.kind.name()}</span>
+            <span class="event-summary">{summary}</span>
+        </li>
+    }
+}

@@ -1,0 +1,26 @@
+//! Reusable widgets.
+
+mod activity;
+mod live_status;
+mod page;
+
+pub use activity::ActivityPanel;
+pub use live_status::LiveStatus;
+pub use page::{EmptyState, PageHeader};
+
+use chrono::{DateTime, Utc};
+
+/// A time of day for people: the browser's local time, or UTC when rendered on the server.
+pub fn time_of_day(at: DateTime<Utc>) -> String {
+    #[cfg(feature = "hydrate")]
+    {
+        let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(
+            at.timestamp_millis() as f64
+        ));
+        String::from(date.to_locale_time_string("en-GB"))
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        at.format("%H:%M:%S UTC").to_string()
+    }
+}

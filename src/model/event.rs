@@ -1,0 +1,115 @@
+//! Live events: what the server tells every open page as things happen.
+//!
+//! On the SSE stream each event is `event: <name>`, `id: <id>`, `data: <LiveEvent as JSON>`; the
+//! polling fallback returns the same `LiveEvent`s in an [`EventPage`].
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// One event on the live stream.
+///
+/// `id` increases by one per event. A process starts counting at its start time in microseconds,
+/// so ids also keep increasing across restarts and a client's `Last-Event-ID` from before a restart
+/// is recognised as too old to replay (it gets a `resync`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LiveEvent {
+    /// Position in the stream; what `Last-Event-ID` and `?after=` refer to.
+    pub id: u64,
+    /// When the server published it.
+    pub at: DateTime<Utc>,
+    /// What happened, tagged as `{"event": name, "data": {...}}`.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// Everything the live stream can carry. Later subsystems add their variants here.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", content = "data", rename_all = "kebab-case")]
+pub enum EventKind {
+    /// The server is alive; sent on a fixed interval with the state of its database.
+    Heartbeat(Heartbeat),
+}
+
+impl EventKind {
+    /// The SSE `event:` names, one per variant, for clients that must subscribe by name.
+    pub const NAMES: &'static [&'static str] = &["heartbeat"];
+
+    /// This event's SSE `event:` name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::Heartbeat(_) => "heartbeat",
+        }
+    }
+}
+
+/// The periodic sign of life of one server process.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// The process that sent it (a row of the `instances` table).
+    pub instance_id: String,
+    /// When that process started.
+    pub started_at: DateTime<Utc>,
+    /// Whether the process could reach and write its database for this beat.
+    pub database: DatabaseHealth,
+}
+
+/// Whether the database answered the last check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DatabaseHealth {
+    /// It answered.
+    Ok,
+    /// It did not answer in time, or refused the write.
+    Unavailable,
+}
+
+/// What the polling fallback returns for `GET /api/events/poll?after=<id>`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventPage {
+    /// The events after `after`, oldest first.
+    pub events: Vec<LiveEvent>,
+    /// The newest id the server has issued. Poll next with the last event's id, or with this
+    /// when `events` is empty (a page holds at most a bounded number of events).
+    pub last_id: u64,
+    /// True when the events after `after` are no longer all held: reload state instead.
+    pub resync: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_live_event_serialises_with_its_name_and_payload_side_by_side() {
+        let event = LiveEvent {
+            id: 7,
+            at: DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
+                .unwrap()
+                .into(),
+            kind: EventKind::Heartbeat(Heartbeat {
+                instance_id: "i-1".into(),
+                started_at: DateTime::parse_from_rfc3339("2026-11-22T09:00:00Z")
+                    .unwrap()
+                    .into(),
+                database: DatabaseHealth::Ok,
+            }),
+        };
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(json["id"], 7);
+        assert_eq!(json["event"], "heartbeat");
+        assert_eq!(json["data"]["database"], "ok");
+        assert_eq!(json["data"]["instance_id"], "i-1");
+        let back: LiveEvent = serde_json::from_value(json).unwrap();
+        assert_eq!(back, event);
+    }
+
+    #[test]
+    fn every_variant_name_is_listed_for_subscribers() {
+        let heartbeat = EventKind::Heartbeat(Heartbeat {
+            instance_id: String::new(),
+            started_at: DateTime::<Utc>::UNIX_EPOCH,
+            database: DatabaseHealth::Ok,
+        });
+        assert!(EventKind::NAMES.contains(&heartbeat.name()));
+    }
+}

@@ -1,0 +1,453 @@
+//! Configuration: built-in defaults, then `baton.toml`, then `BATON_*` environment variables, then
+//! command-line flags, each overriding the one before. A bad value stops start-up with a message
+//! that names the key and where it came from.
+
+use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
+
+use figment::{
+    providers::{Env, Format, Serialized, Toml},
+    Figment,
+};
+use serde::{Deserialize, Serialize};
+
+/// The file read when neither `--config` nor `BATON_CONFIG` names one (only if it exists).
+pub const DEFAULT_CONFIG_FILE: &str = "baton.toml";
+
+/// Every key, as written in `baton.toml`; the environment variable is `BATON_` + the key in capitals.
+pub const KEYS: &[&str] = &[
+    "addr",
+    "data_dir",
+    "database_url",
+    "max_connections",
+    "log",
+    "log_format",
+    "request_timeout",
+    "body_limit",
+    "heartbeat_interval",
+    "sse_keep_alive",
+    "shutdown_timeout",
+    "event_buffer",
+];
+
+/// The settings of one Baton process.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the HTTP server listens (`BATON_ADDR`). Port 0 picks a free port.
+    pub addr: SocketAddr,
+    /// Where the default SQLite database lives (`BATON_DATA_DIR`); created on first start.
+    pub data_dir: PathBuf,
+    /// `postgres://…` or `sqlite:…` (`BATON_DATABASE_URL`); unset means `<data_dir>/baton.db`.
+    pub database_url: Option<String>,
+    /// Upper bound on open database connections.
+    pub max_connections: u32,
+    /// Log filter in `tracing` syntax, e.g. `info,baton=debug`.
+    pub log: String,
+    /// `text` for people, `json` for log collectors.
+    pub log_format: LogFormat,
+    /// How long a request may take before the server answers 408 (streams are exempt once open).
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Largest accepted request body, in bytes; larger ones get 413.
+    pub body_limit: usize,
+    /// How often the process records that it is alive and tells open pages so.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat_interval: Duration,
+    /// How often an idle SSE stream sends a comment so proxies keep it open.
+    #[serde(with = "humantime_serde")]
+    pub sse_keep_alive: Duration,
+    /// How long shutdown waits for in-flight requests before it gives up on them.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+    /// How many recent events are kept for clients that reconnect or poll.
+    pub event_buffer: usize,
+}
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            max_connections: 10,
+            log: "info,sqlx=warn,tower_http=info".into(),
+            log_format: LogFormat::Text,
+            request_timeout: Duration::from_secs(30),
+            body_limit: 16 * 1024 * 1024,
+            heartbeat_interval: Duration::from_secs(10),
+            sse_keep_alive: Duration::from_secs(15),
+            shutdown_timeout: Duration::from_secs(10),
+            event_buffer: 1024,
+        }
+    }
+}
+
+/// Values given as command-line flags; `None` leaves the lower layers' value alone.
+#[derive(Clone, Debug, Default, Serialize, clap::Args)]
+pub struct Overrides {
+    /// Listen address, e.g. 127.0.0.1:3000 [env: BATON_ADDR]
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub addr: Option<String>,
+    /// Directory of the default SQLite database [env: BATON_DATA_DIR]
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<String>,
+    /// postgres://… or sqlite:… [env: BATON_DATABASE_URL]
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// Log filter, e.g. info,baton=debug [env: BATON_LOG]
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<String>,
+    /// text or json [env: BATON_LOG_FORMAT]
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<String>,
+}
+
+/// Why the configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file named by `--config` / `BATON_CONFIG` is not there.
+    #[error("configuration file {0} does not exist (named by --config or BATON_CONFIG)")]
+    MissingFile(PathBuf),
+    /// Values have the wrong type or form; the message names each key, its environment
+    /// variable, and the layer the value came from.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+    /// A value parsed but is out of range.
+    #[error("invalid configuration: {key} (BATON_{env}): {reason}", env = .key.to_uppercase())]
+    OutOfRange {
+        /// The offending key.
+        key: &'static str,
+        /// What is wrong with it and what would be right.
+        reason: String,
+    },
+}
+
+/// Which database the configuration points at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DatabaseTarget {
+    /// A SQLite file, created when missing.
+    Sqlite(PathBuf),
+    /// A Postgres server, by URL.
+    Postgres(String),
+}
+
+impl Config {
+    /// Reads every layer. `file` is the explicit `--config` / `BATON_CONFIG` path, if any.
+    pub fn load(
+        file: Option<&std::path::Path>,
+        overrides: &Overrides,
+    ) -> Result<Self, ConfigError> {
+        Self::load_from(file, overrides, Env::prefixed("BATON_").only(KEYS))
+    }
+
+    /// [`Config::load`] with the environment layer given, so tests need not touch the process env.
+    pub fn load_from(
+        file: Option<&std::path::Path>,
+        overrides: &Overrides,
+        env: Env,
+    ) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) if !path.exists() => return Err(ConfigError::MissingFile(path.into())),
+            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            None if std::path::Path::new(DEFAULT_CONFIG_FILE).is_file() => {
+                figment = figment.merge(Toml::file_exact(DEFAULT_CONFIG_FILE))
+            }
+            None => {}
+        }
+        let config: Config = figment
+            .merge(env)
+            .merge(Serialized::defaults(overrides))
+            .extract()
+            .map_err(describe)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let out_of_range = |key, reason: &str| {
+            Err(ConfigError::OutOfRange {
+                key,
+                reason: reason.to_string(),
+            })
+        };
+        if self.max_connections == 0 {
+            return out_of_range("max_connections", "must be at least 1");
+        }
+        if self.body_limit < 1024 {
+            return out_of_range("body_limit", "must be at least 1024 bytes");
+        }
+        if self.event_buffer == 0 {
+            return out_of_range("event_buffer", "must be at least 1");
+        }
+        if self.heartbeat_interval < Duration::from_millis(100) {
+            return out_of_range("heartbeat_interval", "must be at least 100ms, e.g. \"10s\"");
+        }
+        if self.sse_keep_alive < Duration::from_millis(100) {
+            return out_of_range("sse_keep_alive", "must be at least 100ms, e.g. \"15s\"");
+        }
+        if self.request_timeout.is_zero() {
+            return out_of_range("request_timeout", "must be longer than zero, e.g. \"30s\"");
+        }
+        if let Err(err) = tracing_subscriber::EnvFilter::try_new(&self.log) {
+            return out_of_range("log", &format!("not a valid log filter ({err})"));
+        }
+        self.database_target()?;
+        Ok(())
+    }
+
+    /// The database this process uses.
+    pub fn database_target(&self) -> Result<DatabaseTarget, ConfigError> {
+        match self.database_url.as_deref().map(str::trim) {
+            None | Some("") => Ok(DatabaseTarget::Sqlite(self.data_dir.join("baton.db"))),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Ok(DatabaseTarget::Postgres(url.to_string()))
+            }
+            Some(url) => match url
+                .strip_prefix("sqlite://")
+                .or(url.strip_prefix("sqlite:"))
+            {
+                Some(path) if !path.is_empty() => Ok(DatabaseTarget::Sqlite(path.into())),
+                _ => Err(ConfigError::OutOfRange {
+                    key: "database_url",
+                    reason: format!(
+                        "{} is not a database URL Baton knows: use postgres://user@host/db or \
+                         sqlite:path/to/file.db",
+                        redact_url(url)
+                    ),
+                }),
+            },
+        }
+    }
+}
+
+/// One line per problem: `key (BATON_KEY) from <layer>: what is wrong`.
+fn describe(error: figment::Error) -> ConfigError {
+    let problems: Vec<String> = error
+        .into_iter()
+        .map(|e| {
+            let key = e.path.join(".");
+            let origin = match &e.metadata {
+                Some(meta) => match &meta.source {
+                    Some(source) => format!(" from {} {source}", meta.name),
+                    None => format!(" from {}", meta.name),
+                },
+                None => String::new(),
+            };
+            if key.is_empty() {
+                format!("{}{origin}", e.kind)
+            } else {
+                format!("{key} (BATON_{}){origin}: {}", key.to_uppercase(), e.kind)
+            }
+        })
+        .collect();
+    ConfigError::Invalid(problems.join("; "))
+}
+
+impl fmt::Debug for Config {
+    /// Like the derived one, but a password in `database_url` never reaches a log line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("addr", &self.addr)
+            .field("data_dir", &self.data_dir)
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(redact_url),
+            )
+            .field("max_connections", &self.max_connections)
+            .field("log", &self.log)
+            .field("log_format", &self.log_format)
+            .field("request_timeout", &self.request_timeout)
+            .field("body_limit", &self.body_limit)
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("sse_keep_alive", &self.sse_keep_alive)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("event_buffer", &self.event_buffer)
+            .finish()
+    }
+}
+
+impl fmt::Display for DatabaseTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DatabaseTarget::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
+            DatabaseTarget::Postgres(url) => f.write_str(&redact_url(url)),
+        }
+    }
+}
+
+/// The URL with any password replaced by `***`, for logs and error messages.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(_) => url.to_string(),
+        // Not a URL we can parse: show the scheme at most, never what might be a secret.
+        Err(_) => match url.split_once("://") {
+            Some((scheme, _)) => format!("{scheme}://…"),
+            None => "(unparseable URL)".into(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Env {
+        // figment reads the real environment; give each test its own prefix so they never clash.
+        let prefix = format!("BATON_TEST_{}_", uuid::Uuid::now_v7().simple());
+        for (key, value) in pairs {
+            std::env::set_var(format!("{prefix}{key}"), value);
+        }
+        Env::prefixed(&prefix).only(KEYS)
+    }
+
+    #[test]
+    fn defaults_listen_on_localhost_3000_with_sqlite_in_data() {
+        let config = Config::load_from(None, &Overrides::default(), env(&[])).unwrap();
+        assert_eq!(config.addr.to_string(), "127.0.0.1:3000");
+        assert_eq!(
+            config.database_target().unwrap(),
+            DatabaseTarget::Sqlite(PathBuf::from("data/baton.db"))
+        );
+    }
+
+    #[test]
+    fn flags_beat_environment_which_beats_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("baton.toml");
+        std::fs::write(
+            &file,
+            "addr = \"127.0.0.1:4000\"\nlog = \"debug\"\nevent_buffer = 5\n",
+        )
+        .unwrap();
+        let overrides = Overrides {
+            addr: Some("127.0.0.1:6000".into()),
+            ..Default::default()
+        };
+        let config = Config::load_from(
+            Some(&file),
+            &overrides,
+            env(&[("ADDR", "127.0.0.1:5000"), ("LOG", "warn")]),
+        )
+        .unwrap();
+        assert_eq!(config.addr.port(), 6000, "flag wins");
+        assert_eq!(config.log, "warn", "environment beats file");
+        assert_eq!(config.event_buffer, 5, "file beats default");
+    }
+
+    #[test]
+    fn a_malformed_address_names_the_key() {
+        let err = Config::load_from(None, &Overrides::default(), env(&[("ADDR", "not-an-addr")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("addr (BATON_ADDR)"), "{err}");
+    }
+
+    #[test]
+    fn a_duration_without_unit_is_refused_with_the_key() {
+        let err = Config::load_from(
+            None,
+            &Overrides::default(),
+            env(&[("HEARTBEAT_INTERVAL", "ten")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("HEARTBEAT_INTERVAL"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("baton.toml");
+        std::fs::write(&file, "adress = \"127.0.0.1:4000\"\n").unwrap();
+        let err = Config::load_from(Some(&file), &Overrides::default(), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("adress"), "{err}");
+    }
+
+    #[test]
+    fn a_named_config_file_that_is_missing_is_an_error_not_a_silent_default() {
+        let err = Config::load_from(
+            Some(std::path::Path::new("/nonexistent/baton.toml")),
+            &Overrides::default(),
+            env(&[]),
+        )
+        .unwrap_err();
+        assert!(matches!(err, ConfigError::MissingFile(_)));
+    }
+
+    #[test]
+    fn out_of_range_values_name_key_and_variable() {
+        let err = Config::load_from(
+            None,
+            &Overrides::default(),
+            env(&[("MAX_CONNECTIONS", "0")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("max_connections") && err.contains("BATON_MAX_CONNECTIONS"),
+            "{err}"
+        );
+        let err = Config::load_from(None, &Overrides::default(), env(&[("LOG", "=== bad")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("BATON_LOG"), "{err}");
+    }
+
+    #[test]
+    fn database_urls_select_the_backend_and_unknown_schemes_are_refused() {
+        let with_url = |url: &str| Config {
+            database_url: Some(url.into()),
+            ..Config::default()
+        };
+        assert_eq!(
+            with_url("postgres://u@h/db").database_target().unwrap(),
+            DatabaseTarget::Postgres("postgres://u@h/db".into())
+        );
+        assert_eq!(
+            with_url("sqlite:/tmp/x.db").database_target().unwrap(),
+            DatabaseTarget::Sqlite("/tmp/x.db".into())
+        );
+        let err = with_url("mysql://root:hunter2@h/db")
+            .database_target()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("database_url"), "{err}");
+        assert!(
+            !err.contains("hunter2"),
+            "the password must not leak: {err}"
+        );
+    }
+
+    #[test]
+    fn passwords_never_reach_debug_output() {
+        let config = Config {
+            database_url: Some("postgres://baton:s3cret@db.local/baton".into()),
+            ..Config::default()
+        };
+        let shown = format!("{config:?} {}", config.database_target().unwrap());
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("***"), "{shown}");
+    }
+}

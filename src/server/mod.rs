@@ -1,0 +1,14 @@
+//! Everything that only runs in the server process. Gated once, in `lib.rs`.
+
+pub mod bench;
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod guard;
+pub mod instance;
+pub mod routes;
+pub mod shutdown;
+pub mod startup;
+pub mod state;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,121 @@
+//! Start-up: configuration in, a bound and migrated application out; then run it until shutdown.
+
+use std::{future::IntoFuture, net::SocketAddr, sync::Arc};
+
+use anyhow::Context;
+use chrono::Utc;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    config::Config,
+    events::EventBus,
+    instance::{HeartbeatService, Instance},
+    routes,
+    state::AppState,
+    store::Store,
+};
+
+/// A server that is bound to its port and has a migrated database, not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// Opens and migrates the database, registers this process and binds the listener.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let target = config.database_target()?;
+        let store = Store::connect(&target, config.max_connections)
+            .await
+            .with_context(|| format!("cannot open the database {target}"))?;
+        store
+            .migrate()
+            .await
+            .with_context(|| format!("cannot migrate the database {target}"))?;
+        let instance = Arc::new(Instance::current());
+        store
+            .register_instance(&instance.row())
+            .await
+            .context("cannot register this process in the database")?;
+
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .with_context(|| format!("cannot listen on {} (BATON_ADDR)", config.addr))?;
+
+        let mut leptos = leptos::config::get_configuration(None)
+            .context("cannot read the Leptos options (LEPTOS_* variables)")?
+            .leptos_options;
+        if std::env::var_os("LEPTOS_ENV").is_none() {
+            leptos.env = leptos::config::Env::PROD;
+        }
+        leptos.site_addr = listener.local_addr()?;
+
+        tracing::info!(database = %target, instance = %instance.id, "database ready");
+        let state = AppState {
+            events: EventBus::new(config.event_buffer),
+            config: Arc::new(config),
+            leptos,
+            store,
+            instance,
+            shutdown: CancellationToken::new(),
+        };
+        Ok(Self { listener, state })
+    }
+
+    /// The address actually bound (the real port when `addr` asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// The state handlers see; tests use it to publish events and inspect the store.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until the root token is cancelled (by a signal, or by the caller), then drains:
+    /// streams end, in-flight requests get `shutdown_timeout` to finish, the process's row is
+    /// marked stopped and the pool closed.
+    pub async fn run(self) -> anyhow::Result<()> {
+        let Self { listener, state } = self;
+        let shutdown = state.shutdown.clone();
+        let addr = listener.local_addr()?;
+
+        tokio::spawn(super::shutdown::cancel_on_signal(shutdown.clone()));
+        let heartbeat = HeartbeatService::new(
+            state.store.clone(),
+            state.events.clone(),
+            state.instance.clone(),
+            state.config.heartbeat_interval,
+        );
+        let heartbeat = tokio::spawn(heartbeat.run(shutdown.clone()));
+
+        tracing::info!("listening on http://{addr}");
+        let server = axum::serve(listener, routes::router(state.clone()))
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .into_future();
+        let drain_limit = state.config.shutdown_timeout;
+        tokio::select! {
+            result = server => result.context("the HTTP server failed")?,
+            _ = async { shutdown.cancelled().await; tokio::time::sleep(drain_limit).await } => {
+                tracing::warn!(?drain_limit, "requests still open after the shutdown timeout; dropping them");
+            }
+        }
+        shutdown.cancel();
+        let _ = heartbeat.await;
+
+        match state
+            .store
+            .stop_instance(state.instance.id, Utc::now())
+            .await
+        {
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err, "could not mark this process stopped"),
+        }
+        state.store.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}

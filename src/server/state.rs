@@ -1,0 +1,38 @@
+//! The one application state: given to axum as router state and to Leptos as context.
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use leptos::prelude::*;
+use tokio_util::sync::CancellationToken;
+
+use super::{config::Config, events::EventBus, instance::Instance, store::Store};
+
+/// Everything a handler or server function needs; cheap to clone (handles and `Arc`s).
+#[derive(Clone)]
+pub struct AppState {
+    /// The configuration the process started with.
+    pub config: Arc<Config>,
+    /// Leptos' own options (site root, output name).
+    pub leptos: LeptosOptions,
+    /// The database.
+    pub store: Store,
+    /// Live events for SSE streams and pollers.
+    pub events: EventBus,
+    /// Who this process is.
+    pub instance: Arc<Instance>,
+    /// The root token: cancelled once, on SIGINT/SIGTERM, and everything that runs stops.
+    pub shutdown: CancellationToken,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos.clone()
+    }
+}
+
+/// The state, from inside a server function (leptos_axum provides it as context).
+pub fn app_state() -> Result<AppState, ServerFnError> {
+    use_context::<AppState>()
+        .ok_or_else(|| ServerFnError::new("the application state is not available here"))
+}

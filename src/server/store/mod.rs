@@ -1,0 +1,153 @@
+//! Durable storage: one interface, one implementation per database.
+//!
+//! `Store` is an enum over the two pools. Where the SQL is the same for both (lowercase, `$n`
+//! parameters, types both drivers map the same way), one body serves both through
+//! [`on_pool!`](crate::on_pool); where it differs (claiming, locking), a method matches on the
+//! variant and each arm holds its own SQL. Migrations live in `migrations/sqlite` and
+//! `migrations/postgres`, numbered the same way, and run at start-up.
+
+mod instances;
+
+pub use instances::InstanceRow;
+
+use std::{str::FromStr, time::Duration};
+
+use sqlx::{
+    migrate::Migrator,
+    postgres::{PgConnectOptions, PgPoolOptions},
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+    PgPool, SqlitePool,
+};
+
+use super::config::DatabaseTarget;
+
+static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Handle to the database; cheap to clone (a pool inside).
+#[derive(Clone, Debug)]
+pub enum Store {
+    /// The embedded default: one file, WAL mode.
+    Sqlite(SqlitePool),
+    /// For several instances sharing one database.
+    Postgres(PgPool),
+}
+
+/// Which database a [`Store`] talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    /// SQLite.
+    Sqlite,
+    /// Postgres.
+    Postgres,
+}
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The driver reported an error (connection, constraint, SQL).
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A migration could not be applied.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The directory for the SQLite file could not be created.
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// Why not.
+        source: std::io::Error,
+    },
+}
+
+/// Runs `$body` with `$pool` bound to whichever pool `$store` holds; for SQL both databases share.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store {
+            $crate::server::store::Store::Sqlite($pool) => $body,
+            $crate::server::store::Store::Postgres($pool) => $body,
+        }
+    };
+}
+
+impl Store {
+    /// Opens (and for SQLite creates) the database. Does not migrate: call [`Store::migrate`].
+    pub async fn connect(
+        target: &DatabaseTarget,
+        max_connections: u32,
+    ) -> Result<Self, StoreError> {
+        match target {
+            DatabaseTarget::Sqlite(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir {
+                        path: dir.to_path_buf(),
+                        source,
+                    })?;
+                }
+                let options = SqliteConnectOptions::new()
+                    .filename(path)
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(5))
+                    .foreign_keys(true);
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(max_connections)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .connect_with(options)
+                    .await?;
+                Ok(Store::Sqlite(pool))
+            }
+            DatabaseTarget::Postgres(url) => {
+                let options = PgConnectOptions::from_str(url)?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(max_connections)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .connect_with(options)
+                    .await?;
+                Ok(Store::Postgres(pool))
+            }
+        }
+    }
+
+    /// Applies every migration not yet applied; safe to run on every start and from several
+    /// processes at once (sqlx takes a lock on Postgres; SQLite serialises writers).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(pool) => SQLITE_MIGRATOR.run(pool).await?,
+            Store::Postgres(pool) => POSTGRES_MIGRATOR.run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// The versions of the migrations applied to this database, oldest first.
+    pub async fn applied_migrations(&self) -> Result<Vec<i64>, StoreError> {
+        let sql = "select version from _sqlx_migrations where success order by version";
+        Ok(on_pool!(self, pool => sqlx::query_scalar(sql).fetch_all(pool).await?))
+    }
+
+    /// One round trip: the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            sqlx::query("select 1").execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        match self {
+            Store::Sqlite(_) => Backend::Sqlite,
+            Store::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Waits for checked-out connections to return, then closes the pool.
+    pub async fn close(&self) {
+        on_pool!(self, pool => pool.close().await)
+    }
+}

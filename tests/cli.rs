@@ -1,0 +1,222 @@
+//! The `baton` binary as a user runs it: configuration errors, `migrate`, and `serve` stopped by
+//! SIGTERM (clean) or SIGKILL (a crash), then started again on the same database.
+
+mod common;
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use common::TestDb;
+
+fn baton() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_baton"));
+    // Keep the developer's own environment and files out of it.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("BATON_") {
+            command.env_remove(key);
+        }
+    }
+    command.env("BATON_CONFIG", "/dev/null");
+    command
+}
+
+/// `baton serve` on a free port; returns the child and its address once it listens.
+fn serve(db: &TestDb) -> (Child, String) {
+    let mut command = baton();
+    command
+        .arg("serve")
+        .env("BATON_ADDR", "127.0.0.1:0")
+        .env("BATON_LOG", "info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null());
+    match db {
+        TestDb::Sqlite(dir) => command.env("BATON_DATA_DIR", dir.path()),
+        TestDb::Postgres { url, .. } => command.env("BATON_DATABASE_URL", url),
+    };
+    let mut child = command.spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("baton serve exited before listening")
+            .unwrap();
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, addr)
+}
+
+fn signal(child: &Child, signal: i32) {
+    assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+}
+
+fn wait(child: &mut Child) -> std::process::ExitStatus {
+    for _ in 0..150 {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    panic!("baton did not exit within 15 s");
+}
+
+#[test]
+fn a_malformed_address_stops_start_up_with_exit_2_naming_the_variable() {
+    let output = baton()
+        .arg("serve")
+        .env("BATON_ADDR", "localhost:http")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("BATON_ADDR"), "{stderr}");
+}
+
+#[test]
+fn an_unknown_database_scheme_is_refused_without_showing_the_password() {
+    let output = baton()
+        .args([
+            "--database-url",
+            "mysql://root:hunter2@localhost/baton",
+            "migrate",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("database_url"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}
+
+#[test]
+fn a_config_file_that_does_not_exist_is_an_error() {
+    let output = baton()
+        .env("BATON_CONFIG", "/nonexistent/baton.toml")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("/nonexistent/baton.toml"));
+}
+
+#[test]
+fn a_config_file_with_a_bad_value_names_the_key_and_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("baton.toml");
+    std::fs::write(&file, "log_format = \"yaml\"\n").unwrap();
+    let output = baton()
+        .env("BATON_CONFIG", &file)
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("log_format") && stderr.contains("yaml"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn migrate_creates_the_sqlite_database_and_reports_the_applied_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = baton()
+        .env("BATON_DATA_DIR", dir.path())
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("1 migrations applied: [1]"), "{stdout}");
+    assert!(dir.path().join("baton.db").is_file());
+    // Again: nothing new, same answer.
+    let again = baton()
+        .env("BATON_DATA_DIR", dir.path())
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&again.stdout).contains("1 migrations applied: [1]"));
+}
+
+#[test]
+fn a_port_in_use_is_reported_with_the_address_and_variable() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let output = baton()
+        .arg("serve")
+        .env("BATON_DATA_DIR", dir.path())
+        .env("BATON_ADDR", taken.local_addr().unwrap().to_string())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("BATON_ADDR"), "{stderr}");
+}
+
+async fn check_stop_and_crash(db: TestDb) {
+    // SIGTERM: a clean stop, recorded.
+    let (mut child, addr) = serve(&db);
+    let health: serde_json::Value = reqwest::get(format!("http://{addr}/healthz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let first: uuid::Uuid = health["instance_id"].as_str().unwrap().parse().unwrap();
+    signal(&child, libc::SIGTERM);
+    assert!(wait(&mut child).success(), "SIGTERM is a clean exit");
+    let store = db.store().await;
+    assert!(store
+        .instance(first)
+        .await
+        .unwrap()
+        .unwrap()
+        .stopped_at
+        .is_some());
+
+    // SIGKILL: nothing is recorded, and the next start works on the same database.
+    let (mut child, addr) = serve(&db);
+    let health: serde_json::Value = reqwest::get(format!("http://{addr}/healthz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let second: uuid::Uuid = health["instance_id"].as_str().unwrap().parse().unwrap();
+    signal(&child, libc::SIGKILL);
+    wait(&mut child);
+    let (mut child, addr) = serve(&db);
+    let ready = reqwest::get(format!("http://{addr}/readyz")).await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let running = store.running_instances().await.unwrap();
+    assert!(
+        running.iter().any(|r| r.id == second),
+        "the killed process left its row running"
+    );
+    assert_eq!(running.len(), 2, "the killed one and the new one");
+    signal(&child, libc::SIGTERM);
+    assert!(wait(&mut child).success());
+}
+
+#[tokio::test]
+async fn serve_stops_cleanly_on_sigterm_and_starts_again_after_sigkill_on_sqlite() {
+    check_stop_and_crash(TestDb::sqlite()).await;
+}
+
+#[tokio::test]
+async fn serve_stops_cleanly_on_sigterm_and_starts_again_after_sigkill_on_postgres() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    check_stop_and_crash(db).await;
+}

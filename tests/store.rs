@@ -1,0 +1,139 @@
+//! The store against real databases: each body runs on a SQLite file and on a fresh Postgres
+//! database.
+
+mod common;
+
+use baton::server::store::{Backend, InstanceRow};
+use chrono::{Duration, SubsecRound, Utc};
+use uuid::Uuid;
+
+fn instance_row() -> InstanceRow {
+    // Both databases keep microseconds; compare at that precision.
+    let now = Utc::now().trunc_subsecs(6);
+    InstanceRow {
+        id: Uuid::now_v7(),
+        version: "0.1.0".into(),
+        hostname: "test-host".into(),
+        pid: 4242,
+        started_at: now,
+        heartbeat_at: now,
+        stopped_at: None,
+    }
+}
+
+both_backends!(
+    migrations_apply_once_and_running_them_again_changes_nothing,
+    |db| {
+        let store = db.store().await;
+        let first = store.applied_migrations().await.unwrap();
+        assert_eq!(first, vec![1]);
+        store.migrate().await.unwrap();
+        assert_eq!(store.applied_migrations().await.unwrap(), first);
+        store.ping().await.unwrap();
+    }
+);
+
+both_backends!(the_store_reports_which_database_it_is, |db| {
+    let store = db.store().await;
+    let expected = match db {
+        common::TestDb::Sqlite(_) => Backend::Sqlite,
+        common::TestDb::Postgres { .. } => Backend::Postgres,
+    };
+    assert_eq!(store.backend(), expected);
+});
+
+both_backends!(an_instance_is_registered_beats_and_stops_once, |db| {
+    let store = db.store().await;
+    let row = instance_row();
+    store.register_instance(&row).await.unwrap();
+    assert_eq!(store.instance(row.id).await.unwrap(), Some(row.clone()));
+    assert_eq!(store.running_instances().await.unwrap(), vec![row.clone()]);
+
+    let later = row.started_at + Duration::seconds(10);
+    assert!(store.beat_instance(row.id, later).await.unwrap());
+    assert_eq!(
+        store.instance(row.id).await.unwrap().unwrap().heartbeat_at,
+        later
+    );
+
+    let stop = later + Duration::seconds(1);
+    assert!(store.stop_instance(row.id, stop).await.unwrap());
+    let stopped = store.instance(row.id).await.unwrap().unwrap();
+    assert_eq!(stopped.stopped_at, Some(stop));
+    assert!(store.running_instances().await.unwrap().is_empty());
+
+    // A stopped process neither beats nor stops again.
+    assert!(!store
+        .beat_instance(row.id, stop + Duration::seconds(1))
+        .await
+        .unwrap());
+    assert!(!store
+        .stop_instance(row.id, stop + Duration::seconds(1))
+        .await
+        .unwrap());
+    assert_eq!(
+        store.instance(row.id).await.unwrap().unwrap().stopped_at,
+        Some(stop)
+    );
+});
+
+both_backends!(
+    registering_the_same_instance_twice_is_refused_and_keeps_the_first,
+    |db| {
+        let store = db.store().await;
+        let row = instance_row();
+        store.register_instance(&row).await.unwrap();
+        let imposter = InstanceRow {
+            hostname: "other".into(),
+            ..row.clone()
+        };
+        assert!(store.register_instance(&imposter).await.is_err());
+        assert_eq!(
+            store.instance(row.id).await.unwrap().unwrap().hostname,
+            "test-host"
+        );
+    }
+);
+
+both_backends!(an_unknown_instance_is_absent_not_an_error, |db| {
+    let store = db.store().await;
+    assert_eq!(store.instance(Uuid::now_v7()).await.unwrap(), None);
+    assert!(!store
+        .beat_instance(Uuid::now_v7(), Utc::now())
+        .await
+        .unwrap());
+});
+
+#[tokio::test]
+async fn a_sqlite_database_is_created_with_its_directory_in_wal_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/deeper/baton.db");
+    let store = baton::server::store::Store::connect(
+        &baton::server::config::DatabaseTarget::Sqlite(path.clone()),
+        2,
+    )
+    .await
+    .unwrap();
+    store.migrate().await.unwrap();
+    assert!(path.is_file());
+    let baton::server::store::Store::Sqlite(pool) = &store else {
+        unreachable!()
+    };
+    let mode: String = sqlx::query_scalar("pragma journal_mode")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
+
+#[tokio::test]
+async fn an_unreachable_postgres_fails_to_connect_with_an_error_not_a_hang() {
+    let target = baton::server::config::DatabaseTarget::Postgres(
+        // Port 1 on loopback: nothing listens there.
+        "postgres://postgres@127.0.0.1:1/none".into(),
+    );
+    let started = std::time::Instant::now();
+    let result = baton::server::store::Store::connect(&target, 1).await;
+    assert!(result.is_err());
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
