@@ -263,11 +263,18 @@ async fn polling_returns_the_events_after_an_id_as_json() {
 }
 
 #[tokio::test]
-async fn polling_with_a_malformed_id_is_a_client_error() {
+async fn a_malformed_after_is_400_with_a_message_on_both_event_routes() {
     let app = spawn_app(TestDb::sqlite()).await;
-    let response = app.get("/api/events/poll?after=soon").await;
-    assert!(response.status().is_client_error() || response.status().is_server_error());
-    assert_ne!(response.status(), 200);
+    for path in ["/api/events/poll?after=soon", "/api/events?after=-1"] {
+        let response = app.get(path).await;
+        assert_eq!(response.status(), 400, "{path}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "bad_request");
+        assert!(
+            body["message"].as_str().unwrap().contains("`after`"),
+            "{path}"
+        );
+    }
 }
 
 both_backends!(

@@ -85,10 +85,11 @@ mod browser {
     use gloo_timers::callback::Interval;
     use leptos::prelude::*;
     use wasm_bindgen::{closure::Closure, JsCast};
-    use web_sys::{EventSource, MessageEvent};
+    use wasm_bindgen_futures::JsFuture;
+    use web_sys::{EventSource, MessageEvent, Response};
 
     use super::Connection;
-    use crate::model::{EventKind, LiveEvent};
+    use crate::model::{EventKind, EventPage, LiveEvent};
 
     /// How many recent events pages can show.
     const RECENT_MAX: usize = 50;
@@ -223,7 +224,7 @@ mod browser {
             let interval = Interval::new(POLL_MS, move || {
                 let polls = client.polls.get() + 1;
                 client.polls.set(polls);
-                if polls % RETRY_SSE_EVERY_POLLS == 0 {
+                if polls.is_multiple_of(RETRY_SSE_EVERY_POLLS) {
                     Client::connect_sse(&client);
                 }
                 Client::poll(&client);
@@ -242,7 +243,7 @@ mod browser {
             }
             let client = Rc::clone(this);
             leptos::task::spawn_local(async move {
-                let result = crate::api::poll_events(client.last_id.get()).await;
+                let result = fetch_page(client.last_id.get()).await;
                 client.poll_in_flight.set(false);
                 if client.poller.borrow().is_none() {
                     return; // SSE came back while this poll was in flight
@@ -262,7 +263,10 @@ mod browser {
                             client.receive(event);
                         }
                     }
-                    Err(_) => client.sinks.connection.set(Connection::Offline),
+                    Err(err) => {
+                        leptos::logging::warn!("polling live events failed: {err}");
+                        client.sinks.connection.set(Connection::Offline);
+                    }
                 }
             });
         }
@@ -281,5 +285,31 @@ mod browser {
         fn resync(&self) {
             self.sinks.resyncs.update(|n| *n += 1);
         }
+    }
+
+    /// `GET /api/events/poll?after=<id>` with the browser's fetch.
+    async fn fetch_page(after: Option<u64>) -> Result<EventPage, String> {
+        let url = match after {
+            Some(id) => format!("/api/events/poll?after={id}"),
+            None => "/api/events/poll".to_string(),
+        };
+        let window = web_sys::window().ok_or("no window")?;
+        let response: Response = JsFuture::from(window.fetch_with_str(&url))
+            .await
+            .map_err(|_| "the server cannot be reached".to_string())?
+            .dyn_into()
+            .map_err(|_| "fetch returned something other than a response".to_string())?;
+        if !response.ok() {
+            return Err(format!("the server answered {}", response.status()));
+        }
+        let body = response
+            .text()
+            .map_err(|_| "the response has no body".to_string())?;
+        let text = JsFuture::from(body)
+            .await
+            .map_err(|_| "the response body could not be read".to_string())?
+            .as_string()
+            .unwrap_or_default();
+        serde_json::from_str(&text).map_err(|err| format!("unreadable events page: {err}"))
     }
 }

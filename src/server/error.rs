@@ -15,6 +15,9 @@ use super::store::StoreError;
 /// A failed API call, one variant per status code the API uses.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// 400: the request is malformed (a query parameter, a header, a body).
+    #[error("{0}")]
+    BadRequest(String),
     /// 403: the request may not do this (for example a cross-site form post).
     #[error("{0}")]
     Forbidden(String),
@@ -53,6 +56,7 @@ impl ApiError {
     /// The status code and stable code of this error.
     pub fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "timeout"),

@@ -4,7 +4,7 @@
 use std::{convert::Infallible, sync::Arc, time::Duration};
 
 use axum::{
-    extract::{Query, Request, State},
+    extract::{rejection::QueryRejection, Query, Request, State},
     http::{header, HeaderMap, StatusCode},
     middleware::{self, Next},
     response::{
@@ -31,11 +31,14 @@ use tower_http::{
 use super::{error::ApiError, events::Subscription, guard, state::AppState};
 use crate::{
     app::{shell, App},
-    model::LiveEvent,
+    model::{EventPage, LiveEvent},
 };
 
 /// How long `/readyz` waits for the database before it says not ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Most events one poll returns; a client further behind polls again at once.
+pub const POLL_PAGE_LIMIT: usize = 200;
 
 /// The whole application as one router; tests serve it on port 0.
 pub fn router(state: AppState) -> Router {
@@ -66,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/api/events", get(events))
+        .route("/api/events/poll", get(poll_events))
         .route("/api/{*rest}", any(api_not_found))
         .leptos_routes(&state, leptos_routes, {
             let options = state.leptos.clone();
@@ -114,19 +118,42 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>
     }
 }
 
-/// Query of `GET /api/events`: `?after=<id>` is what `Last-Event-ID` says, for clients that cannot
-/// set headers; the header wins when both are given.
+/// Query of both event routes: `?after=<id>`, the last event the client has. On the stream it is
+/// what `Last-Event-ID` says, for clients that cannot set headers; the header wins when both are
+/// given.
 #[derive(Debug, Deserialize)]
-struct EventsQuery {
+struct AfterQuery {
     after: Option<u64>,
+}
+
+fn after_query(query: Result<Query<AfterQuery>, QueryRejection>) -> Result<Option<u64>, ApiError> {
+    query.map(|Query(q)| q.after).map_err(|_| {
+        ApiError::BadRequest(
+            "`after` must be the id of an event (a whole number, as in the `id:` lines of \
+             /api/events), or left out"
+                .into(),
+        )
+    })
+}
+
+/// `GET /api/events/poll?after=<id>`: the live-events fallback when SSE is not available: the
+/// events after `after`, at most [`POLL_PAGE_LIMIT`]. Without `after`, no events, only the newest
+/// id to continue from.
+async fn poll_events(
+    State(state): State<AppState>,
+    query: Result<Query<AfterQuery>, QueryRejection>,
+) -> Result<Json<EventPage>, ApiError> {
+    let after = after_query(query)?;
+    Ok(Json(state.events.page_after(after, POLL_PAGE_LIMIT)))
 }
 
 /// `GET /api/events`: the live stream as server-sent events, resuming after `Last-Event-ID`.
 async fn events(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(query): Query<EventsQuery>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    query: Result<Query<AfterQuery>, QueryRejection>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let after = after_query(query)?;
     let header_id = headers
         .get("last-event-id")
         .map(|v| v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()));
@@ -137,7 +164,7 @@ async fn events(
             resync: true,
             ..state.events.subscribe(None)
         },
-        None => state.events.subscribe(query.after),
+        None => state.events.subscribe(after),
     };
     let resync = std::mem::take(&mut subscription.resync);
     let head = resync
@@ -156,7 +183,7 @@ async fn events(
         .chain(live)
         .map(Ok)
         .take_until(state.shutdown.clone().cancelled_owned());
-    Sse::new(stream).keep_alive(KeepAlive::new().interval(state.config.sse_keep_alive))
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(state.config.sse_keep_alive)))
 }
 
 fn sse_event(event: &Arc<LiveEvent>) -> Event {
