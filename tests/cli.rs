@@ -161,18 +161,34 @@ fn a_port_in_use_is_reported_with_the_address_and_variable() {
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("BATON_ADDR"), "{stderr}");
+    // The failed start left no process that looks running.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let running = runtime.block_on(async {
+        TestDb::Sqlite(dir)
+            .store()
+            .await
+            .running_instances()
+            .await
+            .unwrap()
+    });
+    assert!(running.is_empty(), "{running:?}");
 }
 
-async fn check_stop_and_crash(db: TestDb) {
-    // SIGTERM: a clean stop, recorded.
-    let (mut child, addr) = serve(&db);
+/// The instance id a running server reports on `/healthz`.
+async fn instance_id(addr: &str) -> uuid::Uuid {
     let health: serde_json::Value = reqwest::get(format!("http://{addr}/healthz"))
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    let first: uuid::Uuid = health["instance_id"].as_str().unwrap().parse().unwrap();
+    health["instance_id"].as_str().unwrap().parse().unwrap()
+}
+
+async fn check_stop_and_crash(db: TestDb) {
+    // SIGTERM: a clean stop, recorded.
+    let (mut child, addr) = serve(&db);
+    let first = instance_id(&addr).await;
     signal(&child, libc::SIGTERM);
     assert!(wait(&mut child).success(), "SIGTERM is a clean exit");
     let store = db.store().await;
@@ -186,13 +202,7 @@ async fn check_stop_and_crash(db: TestDb) {
 
     // SIGKILL: nothing is recorded, and the next start works on the same database.
     let (mut child, addr) = serve(&db);
-    let health: serde_json::Value = reqwest::get(format!("http://{addr}/healthz"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let second: uuid::Uuid = health["instance_id"].as_str().unwrap().parse().unwrap();
+    let second = instance_id(&addr).await;
     signal(&child, libc::SIGKILL);
     wait(&mut child);
     let (mut child, addr) = serve(&db);

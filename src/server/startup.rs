@@ -23,7 +23,7 @@ pub struct Application {
 }
 
 impl Application {
-    /// Opens and migrates the database, registers this process and binds the listener.
+    /// Opens and migrates the database, binds the listener and registers this process.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let target = config.database_target()?;
         let store = Store::connect(&target, config.max_connections)
@@ -33,15 +33,15 @@ impl Application {
             .migrate()
             .await
             .with_context(|| format!("cannot migrate the database {target}"))?;
+        // Bind before registering, so a start that fails here leaves no row that looks running.
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .with_context(|| format!("cannot listen on {} (BATON_ADDR)", config.addr))?;
         let instance = Arc::new(Instance::current());
         store
             .register_instance(&instance.row())
             .await
             .context("cannot register this process in the database")?;
-
-        let listener = TcpListener::bind(config.addr)
-            .await
-            .with_context(|| format!("cannot listen on {} (BATON_ADDR)", config.addr))?;
 
         let mut leptos = leptos::config::get_configuration(None)
             .context("cannot read the Leptos options (LEPTOS_* variables)")?
