@@ -1,5 +1,7 @@
 //! Wire types shared by the browser and the server: serde only, no database or runtime types.
 
 mod event;
+mod job;
 
 pub use event::{DatabaseHealth, EventKind, EventPage, Heartbeat, LiveEvent};
+pub use job::{JobSource, JobState};

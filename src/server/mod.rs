@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod config;
+pub mod engine;
 pub mod error;
 pub mod events;
 pub mod guard;
