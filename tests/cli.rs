@@ -230,3 +230,78 @@ async fn serve_stops_cleanly_on_sigterm_and_starts_again_after_sigkill_on_postgr
     };
     check_stop_and_crash(db).await;
 }
+
+/// Starts `baton serve` with `env`, returns its first stderr lines up to "listening on", then
+/// stops it with SIGTERM.
+fn startup_log(env: &[(&str, String)]) -> Vec<String> {
+    let mut command = baton();
+    command
+        .arg("serve")
+        .env("BATON_ADDR", "127.0.0.1:0")
+        .env("BATON_LOG", "info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let done = line.contains("listening on");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    signal(&child, libc::SIGTERM);
+    seen.extend(lines.map_while(Result::ok));
+    assert!(wait(&mut child).success(), "{seen:#?}");
+    seen
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines = startup_log(&[
+        ("BATON_LOG_FORMAT", "json".into()),
+        ("BATON_DATA_DIR", dir.path().display().to_string()),
+    ]);
+    assert!(lines.len() >= 3, "start, listening, stop: {lines:#?}");
+    for line in &lines {
+        let object: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(
+            object["level"].is_string() && object["message"].is_string(),
+            "{line}"
+        );
+    }
+    assert!(lines
+        .iter()
+        .any(|l| l.contains("listening on http://127.0.0.1:")));
+}
+
+#[tokio::test]
+async fn a_database_password_never_reaches_the_log() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let TestDb::Postgres { url, .. } = &db else {
+        unreachable!()
+    };
+    // The local server trusts connections, so any password is accepted: it only has to be hidden.
+    let with_password = url.replacen(
+        "postgres://postgres@",
+        "postgres://postgres:pw-not-for-logs@",
+        1,
+    );
+    assert_ne!(&with_password, url, "the test URL has the expected form");
+    let lines = startup_log(&[("BATON_DATABASE_URL", with_password)]);
+    let log = lines.join("\n");
+    assert!(!log.contains("pw-not-for-logs"), "{log}");
+    assert!(
+        log.contains("postgres:***@"),
+        "the URL is shown, redacted: {log}"
+    );
+}

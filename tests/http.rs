@@ -290,3 +290,23 @@ both_backends!(
         assert!(row.stopped_at.is_some(), "a clean stop is recorded");
     }
 );
+
+#[tokio::test]
+async fn the_request_timeout_does_not_cut_an_open_event_stream() {
+    let app = spawn_app_with(TestDb::sqlite(), |c| {
+        c.request_timeout = Duration::from_millis(200);
+        c.heartbeat_interval = Duration::from_millis(100);
+    })
+    .await;
+    let mut sse = SseReader::new(app.get("/api/events").await);
+    let started = std::time::Instant::now();
+    let mut beats = 0;
+    while started.elapsed() < Duration::from_millis(800) {
+        assert_eq!(sse.next(WAIT).await.expect("still open").event, "heartbeat");
+        beats += 1;
+    }
+    assert!(
+        beats >= 4,
+        "{beats} heartbeats over four timeouts' worth of time"
+    );
+}
