@@ -83,7 +83,10 @@ impl Application {
         let shutdown = state.shutdown.clone();
         let addr = listener.local_addr()?;
 
-        tokio::spawn(super::shutdown::cancel_on_signal(shutdown.clone()));
+        // Before announcing readiness: from here on a SIGTERM means a clean stop, never a kill.
+        let on_signal = super::shutdown::cancel_on_signal(shutdown.clone())
+            .context("cannot install the SIGINT/SIGTERM handlers")?;
+        tokio::spawn(on_signal);
         let heartbeat = HeartbeatService::new(
             state.store.clone(),
             state.events.clone(),
