@@ -23,8 +23,19 @@ fn baton() -> Command {
     command
 }
 
-/// `baton serve` on a free port; returns the child and its address once it listens.
-fn serve(db: &TestDb) -> (Child, String) {
+/// A `baton serve` child on a free port, started with `env`.
+struct Served {
+    child: Child,
+    /// The address from its "listening on" line.
+    addr: String,
+    /// Its log up to and including that line.
+    log: Vec<String>,
+    /// The rest of its stderr.
+    rest: std::io::Lines<BufReader<std::process::ChildStderr>>,
+}
+
+/// Starts `baton serve` with `env` and waits until it listens.
+fn spawn_serve(env: &[(&str, String)]) -> Served {
     let mut command = baton();
     command
         .arg("serve")
@@ -32,22 +43,47 @@ fn serve(db: &TestDb) -> (Child, String) {
         .env("BATON_LOG", "info")
         .stderr(Stdio::piped())
         .stdout(Stdio::null());
-    match db {
-        TestDb::Sqlite(dir) => command.env("BATON_DATA_DIR", dir.path()),
-        TestDb::Postgres { url, .. } => command.env("BATON_DATABASE_URL", url),
-    };
+    for (key, value) in env {
+        command.env(key, value);
+    }
     let mut child = command.spawn().unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut rest = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut log = Vec::new();
     let addr = loop {
-        let line = lines
+        let line = rest
             .next()
             .expect("baton serve exited before listening")
             .unwrap();
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_string();
+        let addr = line.split("listening on http://").nth(1).map(|r| {
+            r.split(|c: char| c.is_whitespace() || c == '"')
+                .next()
+                .unwrap()
+                .to_string()
+        });
+        log.push(line);
+        if let Some(addr) = addr {
+            break addr;
         }
     };
-    std::thread::spawn(move || lines.for_each(drop));
+    Served {
+        child,
+        addr,
+        log,
+        rest,
+    }
+}
+
+/// `baton serve` on `db`; returns the child and its address once it listens.
+fn serve(db: &TestDb) -> (Child, String) {
+    let env = match db {
+        TestDb::Sqlite(dir) => ("BATON_DATA_DIR", dir.path().display().to_string()),
+        TestDb::Postgres { url, .. } => ("BATON_DATABASE_URL", url.clone()),
+    };
+    let Served {
+        child, addr, rest, ..
+    } = spawn_serve(&[env]);
+    // Keep draining its log so the child never blocks on a full pipe.
+    std::thread::spawn(move || rest.for_each(drop));
     (child, addr)
 }
 
@@ -231,34 +267,19 @@ async fn serve_stops_cleanly_on_sigterm_and_starts_again_after_sigkill_on_postgr
     check_stop_and_crash(db).await;
 }
 
-/// Starts `baton serve` with `env`, returns its first stderr lines up to "listening on", then
-/// stops it with SIGTERM.
+/// Starts `baton serve` with `env`, stops it with SIGTERM once it listens, and returns its whole
+/// log after checking the exit was clean.
 fn startup_log(env: &[(&str, String)]) -> Vec<String> {
-    let mut command = baton();
-    command
-        .arg("serve")
-        .env("BATON_ADDR", "127.0.0.1:0")
-        .env("BATON_LOG", "info")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null());
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    let mut child = command.spawn().unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut seen = Vec::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        let done = line.contains("listening on");
-        seen.push(line);
-        if done {
-            break;
-        }
-    }
+    let Served {
+        mut child,
+        mut log,
+        rest,
+        ..
+    } = spawn_serve(env);
     signal(&child, libc::SIGTERM);
-    seen.extend(lines.map_while(Result::ok));
-    assert!(wait(&mut child).success(), "{seen:#?}");
-    seen
+    log.extend(rest.map_while(Result::ok));
+    assert!(wait(&mut child).success(), "{log:#?}");
+    log
 }
 
 #[test]
