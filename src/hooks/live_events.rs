@@ -135,11 +135,8 @@ mod browser {
 
         fn connect_sse(this: &Rc<Self>) {
             this.close_sse();
-            let url = match this.last_id.get() {
-                Some(id) => format!("/api/events?after={id}"),
-                None => "/api/events".to_string(),
-            };
-            let Ok(source) = EventSource::new(&url) else {
+            let Ok(source) = EventSource::new(&resume_url("/api/events", this.last_id.get()))
+            else {
                 // No EventSource in this browser: polling is all there is.
                 Client::start_polling(this);
                 return;
@@ -287,13 +284,18 @@ mod browser {
         }
     }
 
+    /// `path`, resuming after the event `after` when there is one (both event routes take `?after=`).
+    fn resume_url(path: &str, after: Option<u64>) -> String {
+        match after {
+            Some(id) => format!("{path}?after={id}"),
+            None => path.to_string(),
+        }
+    }
+
     /// `GET /api/events/poll?after=<id>` with the browser's fetch.
     async fn fetch_page(after: Option<u64>) -> Result<EventPage, String> {
-        let url = match after {
-            Some(id) => format!("/api/events/poll?after={id}"),
-            None => "/api/events/poll".to_string(),
-        };
         let window = web_sys::window().ok_or("no window")?;
+        let url = resume_url("/api/events/poll", after);
         let response: Response = JsFuture::from(window.fetch_with_str(&url))
             .await
             .map_err(|_| "the server cannot be reached".to_string())?
