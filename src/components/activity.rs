@@ -47,6 +47,26 @@ fn ActivityRow(event: LiveEvent) -> impl IntoView {
             DatabaseHealth::Ok => "Server alive, database reachable".to_string(),
             DatabaseHealth::Unavailable => "Server alive, database unreachable".to_string(),
         },
+        EventKind::SyncStarted(job) => {
+            format!("{} started (attempt {})", job.sync_type, job.attempt)
+        }
+        EventKind::SyncCompleted(job) => format!("{} completed", job.sync_type),
+        EventKind::SyncError(job) => format!(
+            "{} failed: {}",
+            job.sync_type,
+            job.error.as_deref().unwrap_or("unknown error")
+        ),
+        EventKind::SyncCancelled(job) => format!("{} cancelled", job.sync_type),
+        EventKind::JobProgress(p) => format!(
+            "{} {}%{}",
+            p.sync_type,
+            p.progress,
+            p.message
+                .as_deref()
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default()
+        ),
+        EventKind::QueueUpdated(q) => format!("{} waiting, {} running", q.pending, q.running),
     };
     view! {
         <li class="activity-row" data-event=event.kind.name()>

@@ -13,13 +13,12 @@ use crate::{
 #[component]
 pub fn LiveStatus() -> impl IntoView {
     let live = use_live_events();
-    // The newest heartbeat among all recent events (other kinds join `EventKind` later, which is
-    // why this is a find_map even while heartbeats are the only kind).
-    #[allow(clippy::unnecessary_find_map)]
+    // The newest heartbeat among all recent events.
     let last_heartbeat = move || {
         live.recent.with(|recent| {
             recent.iter().find_map(|event| match &event.kind {
                 EventKind::Heartbeat(beat) => Some((event.at, beat.database)),
+                _ => None,
             })
         })
     };

@@ -6,6 +6,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::{Job, JobProgress, QueueCounts};
+
 /// One event on the live stream.
 ///
 /// `id` increases by one per event. A process starts counting at its start time in microseconds,
@@ -28,16 +30,42 @@ pub struct LiveEvent {
 pub enum EventKind {
     /// The server is alive; sent on a fixed interval with the state of its database.
     Heartbeat(Heartbeat),
+    /// A worker claimed a job and its task starts.
+    SyncStarted(Job),
+    /// A job finished successfully.
+    SyncCompleted(Job),
+    /// An attempt failed: the job is `failed`, or `pending` again with a later `run_at` (a retry).
+    SyncError(Job),
+    /// A job ended cancelled.
+    SyncCancelled(Job),
+    /// A running job reported progress (every report, as it happens).
+    JobProgress(JobProgress),
+    /// The number of waiting or running jobs changed.
+    QueueUpdated(QueueCounts),
 }
 
 impl EventKind {
     /// The SSE `event:` names, one per variant, for clients that must subscribe by name.
-    pub const NAMES: &'static [&'static str] = &["heartbeat"];
+    pub const NAMES: &'static [&'static str] = &[
+        "heartbeat",
+        "sync-started",
+        "sync-completed",
+        "sync-error",
+        "sync-cancelled",
+        "job-progress",
+        "queue-updated",
+    ];
 
     /// This event's SSE `event:` name.
     pub fn name(&self) -> &'static str {
         match self {
             EventKind::Heartbeat(_) => "heartbeat",
+            EventKind::SyncStarted(_) => "sync-started",
+            EventKind::SyncCompleted(_) => "sync-completed",
+            EventKind::SyncError(_) => "sync-error",
+            EventKind::SyncCancelled(_) => "sync-cancelled",
+            EventKind::JobProgress(_) => "job-progress",
+            EventKind::QueueUpdated(_) => "queue-updated",
         }
     }
 }
@@ -111,5 +139,13 @@ mod tests {
             database: DatabaseHealth::Ok,
         });
         assert!(EventKind::NAMES.contains(&heartbeat.name()));
+        let queue = EventKind::QueueUpdated(QueueCounts {
+            pending: 1,
+            running: 0,
+        });
+        // The serde tag and the SSE name are the same string.
+        let json = serde_json::to_value(&queue).unwrap();
+        assert_eq!(json["event"], queue.name());
+        assert!(EventKind::NAMES.contains(&queue.name()));
     }
 }

@@ -1,5 +1,6 @@
 //! The job states and trigger sources, as the API and the UI see them.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Where a job is in its life. `Pending → Running → Completed | Failed | Cancelled`; a running job
@@ -64,4 +65,183 @@ pub enum JobSource {
     Webhook,
     /// Smart customer sync, when the order form opens.
     Smart,
+}
+
+impl JobState {
+    /// The state named `name` (as in [`JobState::as_str`]).
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+impl JobSource {
+    /// Every source.
+    pub const ALL: [JobSource; 5] = [
+        JobSource::Manual,
+        JobSource::Scheduler,
+        JobSource::Api,
+        JobSource::Webhook,
+        JobSource::Smart,
+    ];
+
+    /// The lowercase name used in the database and on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobSource::Manual => "manual",
+            JobSource::Scheduler => "scheduler",
+            JobSource::Api => "api",
+            JobSource::Webhook => "webhook",
+            JobSource::Smart => "smart",
+        }
+    }
+
+    /// The source named `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+/// A job as the API and the UI see it: every field of its row except the task's input.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    /// UUID v7.
+    pub id: String,
+    /// The sync type it runs.
+    pub sync_type: String,
+    /// Higher runs first.
+    pub priority: i64,
+    /// Whether it takes the global mutex.
+    pub exclusive: bool,
+    /// Where it is in its life.
+    pub state: JobState,
+    /// 0–100.
+    pub progress: u8,
+    /// Items done so far.
+    pub processed: u64,
+    /// Items in all, when the task knows.
+    pub total: Option<u64>,
+    /// What the task is doing (its last step message).
+    pub message: Option<String>,
+    /// The last error (kept across retries until a success).
+    pub error: Option<String>,
+    /// What the task returned on success.
+    pub result: Option<serde_json::Value>,
+    /// Things that went wrong without failing the job.
+    pub warnings: Vec<String>,
+    /// Attempts started.
+    pub attempt: u32,
+    /// Attempts allowed.
+    pub max_attempts: u32,
+    /// Not started before this time.
+    pub run_at: DateTime<Utc>,
+    /// Who or what asked for it.
+    pub source: JobSource,
+    /// The person or client that asked, if known.
+    pub triggered_by: Option<String>,
+    /// The workflow session it belongs to.
+    pub session_id: Option<String>,
+    /// The job this one retries.
+    pub retry_of: Option<String>,
+    /// What the task saved to resume from.
+    pub checkpoint: Option<serde_json::Value>,
+    /// When it was requested.
+    pub created_at: DateTime<Utc>,
+    /// When the current or last attempt started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it ended.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The last sign of life of its worker.
+    pub heartbeat_at: Option<DateTime<Utc>>,
+    /// The process running it.
+    pub lease_owner: Option<String>,
+    /// When that process's claim runs out unless renewed.
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    /// When someone asked to cancel it.
+    pub cancel_requested_at: Option<DateTime<Utc>>,
+}
+
+/// A progress report of a running job, as the live stream carries it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobProgress {
+    /// The job.
+    pub job_id: String,
+    /// Its sync type.
+    pub sync_type: String,
+    /// 0–100.
+    pub progress: u8,
+    /// Items done.
+    pub processed: u64,
+    /// Items in all, when known.
+    pub total: Option<u64>,
+    /// The step message.
+    pub message: Option<String>,
+}
+
+/// How many jobs wait and run, sent when the queue changes (at most every 100 ms).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QueueCounts {
+    /// Jobs waiting to be claimed.
+    pub pending: u64,
+    /// Jobs running, in every process.
+    pub running: u64,
+}
+
+/// A sync type's state as the status view shows it (seed 003's fields).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncState {
+    /// Nothing runs and it never ran, or its last run was cancelled.
+    Idle,
+    /// A job of it runs now.
+    Running,
+    /// Its last finished job succeeded.
+    Success,
+    /// Its last finished job failed.
+    Error,
+}
+
+/// One sync type in the status view.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TypeStatus {
+    /// Its name.
+    pub name: String,
+    /// Higher runs first.
+    pub priority: i64,
+    /// Whether it takes the global mutex.
+    pub exclusive: bool,
+    /// Whether it may be requested.
+    pub enabled: bool,
+    /// Now.
+    pub state: SyncState,
+    /// Start of its last run.
+    pub last_run: Option<DateTime<Utc>>,
+    /// End of its last successful run.
+    pub last_success: Option<DateTime<Utc>>,
+    /// When a schedule runs it next (schedules come later; empty until then).
+    pub next_run: Option<DateTime<Utc>>,
+    /// The error of its last failed run, if that was its last finished run.
+    pub last_error: Option<String>,
+    /// Failed runs since the last success.
+    pub consecutive_errors: u64,
+    /// Items processed by the running job, or by the last finished one.
+    pub processed: Option<u64>,
+    /// Items in all, likewise.
+    pub total: Option<u64>,
+    /// How long its last finished run took, in milliseconds.
+    pub last_duration_ms: Option<u64>,
+    /// The id of its running job.
+    pub running_job: Option<String>,
+    /// The id of its waiting job.
+    pub pending_job: Option<String>,
+}
+
+/// `GET /api/sync/status`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SyncStatus {
+    /// The running exclusive job (the holder of the global mutex), if any.
+    pub current: Option<Job>,
+    /// The pending jobs in claim order (at most 100).
+    pub queue: Vec<Job>,
+    /// Every sync type by name.
+    pub types: std::collections::BTreeMap<String, TypeStatus>,
 }

@@ -4,4 +4,6 @@ mod event;
 mod job;
 
 pub use event::{DatabaseHealth, EventKind, EventPage, Heartbeat, LiveEvent};
-pub use job::{JobSource, JobState};
+pub use job::{
+    Job, JobProgress, JobSource, JobState, QueueCounts, SyncState, SyncStatus, TypeStatus,
+};

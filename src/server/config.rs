@@ -2,13 +2,18 @@
 //! command-line flags, each overriding the one before. A bad value stops start-up with a message
 //! that names the key and where it came from.
 
-use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
+use std::{collections::BTreeMap, fmt, net::SocketAddr, path::PathBuf, time::Duration};
 
 use figment::{
     providers::{Env, Format, Serialized, Toml},
     Figment,
 };
 use serde::{Deserialize, Serialize};
+
+use super::engine::{
+    types::{default_sync_types, valid_name, SyncType, SyncTypeConfig},
+    EngineSettings,
+};
 
 /// The file read when neither `--config` nor `BATON_CONFIG` names one (only if it exists).
 pub const DEFAULT_CONFIG_FILE: &str = "baton.toml";
@@ -27,6 +32,12 @@ pub const KEYS: &[&str] = &[
     "sse_keep_alive",
     "shutdown_timeout",
     "event_buffer",
+    "workers",
+    "lease_ttl",
+    "lease_renew",
+    "poll_interval",
+    "retention_interval",
+    "cancel_grace",
 ];
 
 /// The settings of one Baton process.
@@ -61,6 +72,29 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// How many recent events are kept for clients that reconnect or poll.
     pub event_buffer: usize,
+    /// Non-exclusive jobs one process runs at once (the one exclusive job comes on top).
+    pub workers: usize,
+    /// How long a worker's claim on a job holds without renewal; after it, another process may
+    /// take the job over.
+    #[serde(with = "humantime_serde")]
+    pub lease_ttl: Duration,
+    /// How often a process renews the leases of its running jobs (and sees cancel requests made
+    /// through other processes).
+    #[serde(with = "humantime_serde")]
+    pub lease_renew: Duration,
+    /// How often the queue is checked for jobs requested through other processes or due retries.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// How often finished jobs beyond each type's `keep` are pruned.
+    #[serde(with = "humantime_serde")]
+    pub retention_interval: Duration,
+    /// How long a task that ignores a cancel is given before it is dropped.
+    #[serde(with = "humantime_serde")]
+    pub cancel_grace: Duration,
+    /// The sync types, by name (`[sync_types.orders]` in `baton.toml`). The built-in ones are
+    /// there unless a table of the same name replaces one; a table with a new name adds a type.
+    #[serde(skip_serializing)]
+    pub sync_types: BTreeMap<String, SyncTypeConfig>,
 }
 
 /// Log line format.
@@ -88,6 +122,13 @@ impl Default for Config {
             sse_keep_alive: Duration::from_secs(15),
             shutdown_timeout: Duration::from_secs(10),
             event_buffer: 1024,
+            workers: 4,
+            lease_ttl: Duration::from_secs(30),
+            lease_renew: Duration::from_secs(10),
+            poll_interval: Duration::from_millis(500),
+            retention_interval: Duration::from_secs(60),
+            cancel_grace: Duration::from_secs(5),
+            sync_types: default_sync_types(),
         }
     }
 }
@@ -175,6 +216,10 @@ impl Config {
             .merge(Serialized::defaults(overrides))
             .extract()
             .map_err(describe)?;
+        let mut config: Config = config;
+        for (name, built_in) in default_sync_types() {
+            config.sync_types.entry(name).or_insert(built_in);
+        }
         config.validate()?;
         Ok(config)
     }
@@ -204,11 +249,75 @@ impl Config {
         if self.request_timeout.is_zero() {
             return out_of_range("request_timeout", "must be longer than zero, e.g. \"30s\"");
         }
+        if self.workers == 0 {
+            return out_of_range("workers", "must be at least 1");
+        }
+        if self.lease_ttl < Duration::from_millis(200) {
+            return out_of_range("lease_ttl", "must be at least 200ms, e.g. \"30s\"");
+        }
+        if self.lease_renew.is_zero() || self.lease_renew * 2 > self.lease_ttl {
+            return out_of_range(
+                "lease_renew",
+                "must be more than zero and at most half of lease_ttl, so a lease is renewed \
+                 at least twice before it runs out",
+            );
+        }
+        if self.poll_interval < Duration::from_millis(10) {
+            return out_of_range("poll_interval", "must be at least 10ms, e.g. \"500ms\"");
+        }
+        if self.retention_interval < Duration::from_secs(1) {
+            return out_of_range("retention_interval", "must be at least 1s, e.g. \"60s\"");
+        }
+        for (name, ty) in &self.sync_types {
+            if !valid_name(name) {
+                return Err(ConfigError::Invalid(format!(
+                    "sync_types.{name}: a sync type's name must be 1 to 64 letters, digits, `-` \
+                     or `_`, and not `full` or `status`"
+                )));
+            }
+            if ty.retry.max_attempts == 0 {
+                return Err(ConfigError::Invalid(format!(
+                    "sync_types.{name}.retry.max_attempts: must be at least 1"
+                )));
+            }
+            if ty.task.is_none() && !default_sync_types().contains_key(name) {
+                return Err(ConfigError::Invalid(format!(
+                    "sync_types.{name}.task: a new sync type needs a task, e.g. \
+                     task = {{ kind = \"wait\", duration = \"3s\", steps = 10 }}"
+                )));
+            }
+            if ty.timeout.is_zero() {
+                return Err(ConfigError::Invalid(format!(
+                    "sync_types.{name}.timeout: must be longer than zero, e.g. \"30m\""
+                )));
+            }
+        }
         if let Err(err) = tracing_subscriber::EnvFilter::try_new(&self.log) {
             return out_of_range("log", &format!("not a valid log filter ({err})"));
         }
         self.database_target()?;
         Ok(())
+    }
+
+    /// How the job engine runs.
+    pub fn engine_settings(&self) -> EngineSettings {
+        EngineSettings {
+            workers: self.workers,
+            lease_ttl: self.lease_ttl,
+            lease_renew: self.lease_renew,
+            poll_interval: self.poll_interval,
+            retention_interval: self.retention_interval,
+            cancel_grace: self.cancel_grace,
+            ..EngineSettings::default()
+        }
+    }
+
+    /// The configured sync types.
+    pub fn sync_types(&self) -> Vec<SyncType> {
+        self.sync_types
+            .iter()
+            .map(|(name, config)| SyncType::from_config(name, config))
+            .collect()
     }
 
     /// The database this process uses.
@@ -278,6 +387,13 @@ impl fmt::Debug for Config {
             .field("sse_keep_alive", &self.sse_keep_alive)
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("event_buffer", &self.event_buffer)
+            .field("workers", &self.workers)
+            .field("lease_ttl", &self.lease_ttl)
+            .field("lease_renew", &self.lease_renew)
+            .field("poll_interval", &self.poll_interval)
+            .field("retention_interval", &self.retention_interval)
+            .field("cancel_grace", &self.cancel_grace)
+            .field("sync_types", &self.sync_types.keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -438,6 +554,55 @@ mod tests {
             !err.contains("hunter2"),
             "the password must not leak: {err}"
         );
+    }
+
+    #[test]
+    fn sync_types_in_the_file_change_built_ins_and_add_new_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("baton.toml");
+        std::fs::write(
+            &file,
+            "[sync_types.orders]\npriority = 9\n\n[sync_types.hr]\npriority = 2\nexclusive = false\n",
+        )
+        .unwrap();
+        let config = Config::load_from(Some(&file), &Overrides::default(), env(&[])).unwrap();
+        assert_eq!(config.sync_types["orders"].priority, 9);
+        assert!(
+            config.sync_types["orders"].exclusive,
+            "unchanged keys keep their default"
+        );
+        assert_eq!(
+            config.sync_types["orders"].task, None,
+            "and its built-in task"
+        );
+        assert!(!config.sync_types["hr"].exclusive);
+        assert!(
+            config.sync_types.contains_key("products"),
+            "the other built-ins stay"
+        );
+    }
+
+    #[test]
+    fn bad_sync_types_and_lease_settings_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("baton.toml");
+        for (toml, expected) in [
+            ("[sync_types.\"a b\"]\npriority = 1\n", "sync_types.a b"),
+            ("[sync_types.x]\nexclusive = true\n", "priority"),
+            ("[sync_types.x]\npriority = 1\n", "needs a task"),
+            (
+                "[sync_types.x]\npriority = 1\nretry = { max_attempts = 0 }\n",
+                "max_attempts",
+            ),
+            ("lease_ttl = \"10s\"\nlease_renew = \"6s\"\n", "lease_renew"),
+            ("workers = 0\n", "workers"),
+        ] {
+            std::fs::write(&file, toml).unwrap();
+            let err = Config::load_from(Some(&file), &Overrides::default(), env(&[]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(expected), "{toml}: {err}");
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use axum::{
 };
 use serde::Serialize;
 
-use super::store::StoreError;
+use super::{engine::EngineError, store::StoreError};
 
 /// A failed API call, one variant per status code the API uses.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +24,14 @@ pub enum ApiError {
     /// 404: nothing at this path or with this id.
     #[error("{0}")]
     NotFound(String),
+    /// 409: the thing is not in a state that allows this (cancel a finished job, retry a
+    /// running one).
+    #[error("{0}")]
+    Conflict(String),
+    /// 422: the request is well-formed but its content cannot be used (a missing field, a
+    /// record without an id).
+    #[error("{0}")]
+    Unprocessable(String),
     /// 408: the request took longer than `request_timeout`.
     #[error("the request took longer than {0:?} and was stopped")]
     Timeout(std::time::Duration),
@@ -59,6 +67,8 @@ impl ApiError {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
             ApiError::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "timeout"),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::Unavailable { code, .. } => (StatusCode::SERVICE_UNAVAILABLE, code),
@@ -91,5 +101,18 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
         }
         response
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(err: EngineError) -> Self {
+        match err {
+            EngineError::UnknownType { .. } | EngineError::NotFound(_) => {
+                ApiError::NotFound(err.to_string())
+            }
+            EngineError::Conflict(message) => ApiError::Conflict(message),
+            EngineError::Invalid(message) => ApiError::Unprocessable(message),
+            EngineError::Store(cause) => ApiError::Internal(cause),
+        }
     }
 }

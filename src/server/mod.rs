@@ -1,5 +1,6 @@
 //! Everything that only runs in the server process. Gated once, in `lib.rs`.
 
+pub mod api;
 pub mod bench;
 pub mod config;
 pub mod engine;

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     config::Config,
+    engine::Engine,
     events::EventBus,
     instance::{HeartbeatService, Instance},
     routes,
@@ -52,8 +53,17 @@ impl Application {
         leptos.site_addr = listener.local_addr()?;
 
         tracing::info!(database = %target, instance = %instance.id, "database ready");
+        let events = EventBus::new(config.event_buffer);
+        let engine = Engine::new(
+            store.clone(),
+            events.clone(),
+            instance.id,
+            config.engine_settings(),
+            config.sync_types(),
+        );
         let state = AppState {
-            events: EventBus::new(config.event_buffer),
+            events,
+            engine,
             config: Arc::new(config),
             leptos,
             store,
@@ -75,8 +85,9 @@ impl Application {
         &self.state
     }
 
-    /// Serves until the root token is cancelled (by a signal, or by the caller), then drains:
-    /// streams end, in-flight requests get `shutdown_timeout` to finish, the process's row is
+    /// Serves and runs jobs until the root token is cancelled (by a signal, or by the caller),
+    /// then drains: streams end, in-flight requests get `shutdown_timeout` to finish, running jobs
+    /// are asked to stop and go back to pending (within `shutdown_timeout`), the process's row is
     /// marked stopped and the pool closed.
     pub async fn run(self) -> anyhow::Result<()> {
         let Self { listener, state } = self;
@@ -94,6 +105,9 @@ impl Application {
             state.config.heartbeat_interval,
         );
         let heartbeat = tokio::spawn(heartbeat.run(shutdown.clone()));
+        let engine = state
+            .engine
+            .start(shutdown.clone(), state.config.shutdown_timeout);
 
         tracing::info!("listening on http://{addr}");
         let server = axum::serve(listener, routes::router(state.clone()))
@@ -108,6 +122,8 @@ impl Application {
         }
         shutdown.cancel();
         let _ = heartbeat.await;
+        // Running tasks save their checkpoints and their jobs go back to pending.
+        let _ = engine.await;
 
         match state
             .store

@@ -6,7 +6,7 @@ use axum::extract::FromRef;
 use leptos::prelude::*;
 use tokio_util::sync::CancellationToken;
 
-use super::{config::Config, events::EventBus, instance::Instance, store::Store};
+use super::{config::Config, engine::Engine, events::EventBus, instance::Instance, store::Store};
 
 /// Everything a handler or server function needs; cheap to clone (handles and `Arc`s).
 #[derive(Clone)]
@@ -19,6 +19,8 @@ pub struct AppState {
     pub store: Store,
     /// Live events for SSE streams and pollers.
     pub events: EventBus,
+    /// The job engine: every request, cancel, retry and status goes through it.
+    pub engine: Engine,
     /// Who this process is.
     pub instance: Arc<Instance>,
     /// The root token: cancelled once, on SIGINT/SIGTERM, and everything that runs stops.

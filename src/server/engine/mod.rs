@@ -1,5 +1,518 @@
-//! The job engine. So far: the lifecycle rules every other part obeys, and the retry policy.
-//! The queue, executor, rescuer and scheduler build on these.
+//! The job engine: sync types, the durable priority queue, the global mutex, workers, leases,
+//! cancellation, preemption, retries and retention.
+//!
+//! - [`lifecycle`]: every move a job can make, as one pure function.
+//! - [`retry`]: attempts and backoff.
+//! - [`types`]: what can be requested, and which task does it.
+//! - [`task`]: the `SyncTask` trait and the built-in tasks.
+//! - [`worker`]: the loops that claim and run jobs, renew leases, rescue and prune.
+//!
+//! [`Engine`] is the one interface handlers (and later server functions, the scheduler and
+//! workflows) call; no logic lives in handlers.
 
 pub mod lifecycle;
 pub mod retry;
+pub mod task;
+pub mod types;
+mod worker;
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{
+        atomic::{AtomicBool, AtomicUsize},
+        Arc, Mutex, RwLock,
+    },
+    time::Duration,
+};
+
+use chrono::Utc;
+use tokio::sync::Notify;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use uuid::Uuid;
+
+use self::{
+    lifecycle::{apply, Transition},
+    types::SyncType,
+};
+use super::{
+    events::EventBus,
+    store::{JobFilter, JobRow, NewJob, Outcome, Store, StoreError},
+};
+use crate::model::{EventKind, Job, JobSource, JobState, SyncState, SyncStatus, TypeStatus};
+
+/// How the engine runs; from the configuration.
+#[derive(Clone, Debug)]
+pub struct EngineSettings {
+    /// Non-exclusive jobs this process runs at once (the exclusive one comes on top).
+    pub workers: usize,
+    /// How long a claim holds without renewal.
+    pub lease_ttl: Duration,
+    /// How often leases are renewed (and cancel requests from other processes picked up).
+    pub lease_renew: Duration,
+    /// How often the queue is checked when nothing in this process said it changed.
+    pub poll_interval: Duration,
+    /// How often finished jobs beyond each type's `keep` are pruned.
+    pub retention_interval: Duration,
+    /// How long a task that ignores its stop signal is given before it is dropped.
+    pub cancel_grace: Duration,
+    /// Least time between two progress writes of one job.
+    pub progress_interval: Duration,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self {
+            workers: 4,
+            lease_ttl: Duration::from_secs(30),
+            lease_renew: Duration::from_secs(10),
+            poll_interval: Duration::from_millis(500),
+            retention_interval: Duration::from_secs(60),
+            cancel_grace: Duration::from_secs(5),
+            progress_interval: Duration::from_millis(250),
+        }
+    }
+}
+
+/// Why an engine call was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// No sync type by that name.
+    #[error("there is no sync type `{name}`; the known types are: {}", .known.join(", "))]
+    UnknownType {
+        /// The name asked for.
+        name: String,
+        /// The names there are.
+        known: Vec<String>,
+    },
+    /// No job with that id.
+    #[error("there is no job {0}")]
+    NotFound(Uuid),
+    /// The job or type is not in a state that allows this.
+    #[error("{0}")]
+    Conflict(String),
+    /// The request is well-formed but its content cannot be used.
+    #[error("{0}")]
+    Invalid(String),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Who asks for a job, and on whose behalf.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// Where the request came from.
+    pub source: JobSource,
+    /// The person or client.
+    pub triggered_by: Option<String>,
+    /// The workflow session it belongs to.
+    pub session_id: Option<Uuid>,
+}
+
+impl Request {
+    /// A request from an API client.
+    pub fn api(triggered_by: Option<String>) -> Self {
+        Self {
+            source: JobSource::Api,
+            triggered_by,
+            session_id: None,
+        }
+    }
+}
+
+/// Why a running job is being told to stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StopReason {
+    Cancel,
+    Yield,
+    Shutdown,
+}
+
+/// A job this process runs: how to stop its task, and why it was stopped.
+struct Running {
+    stop: CancellationToken,
+    reason: Mutex<Option<StopReason>>,
+    attempt: u32,
+}
+
+impl Running {
+    fn request(&self, reason: StopReason) {
+        let mut current = self.reason.lock().unwrap_or_else(|p| p.into_inner());
+        // A cancel outranks a yield or a shutdown: it is what the person asked for.
+        if current.is_none() || reason == StopReason::Cancel {
+            *current = Some(reason);
+        }
+        drop(current);
+        self.stop.cancel();
+    }
+
+    fn reason(&self) -> Option<StopReason> {
+        *self.reason.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The job engine of one process; cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    events: EventBus,
+    owner: Uuid,
+    settings: EngineSettings,
+    types: RwLock<BTreeMap<String, SyncType>>,
+    running: Mutex<HashMap<Uuid, Arc<Running>>>,
+    exclusive_busy: AtomicBool,
+    shared_running: AtomicUsize,
+    /// Something may be claimable: a job was requested or one finished here.
+    wake: Notify,
+    /// The queue changed; the counts are published (coalesced).
+    queue_changed: Notify,
+    tasks: TaskTracker,
+}
+
+impl Engine {
+    /// An engine for the process `owner` (its lease owner id), running `types`. Nothing runs
+    /// before [`Engine::start`].
+    pub fn new(
+        store: Store,
+        events: EventBus,
+        owner: Uuid,
+        settings: EngineSettings,
+        types: impl IntoIterator<Item = SyncType>,
+    ) -> Self {
+        let types = types.into_iter().map(|t| (t.name.clone(), t)).collect();
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                events,
+                owner,
+                settings,
+                types: RwLock::new(types),
+                running: Mutex::new(HashMap::new()),
+                exclusive_busy: AtomicBool::new(false),
+                shared_running: AtomicUsize::new(0),
+                wake: Notify::new(),
+                queue_changed: Notify::new(),
+                tasks: TaskTracker::new(),
+            }),
+        }
+    }
+
+    /// Adds or replaces a sync type.
+    pub fn define(&self, sync_type: SyncType) {
+        self.inner
+            .types
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(sync_type.name.clone(), sync_type);
+    }
+
+    /// Every sync type, highest priority first.
+    pub fn types(&self) -> Vec<SyncType> {
+        let mut types: Vec<SyncType> = self
+            .inner
+            .types
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        types.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.name.cmp(&b.name)));
+        types
+    }
+
+    fn sync_type(&self, name: &str) -> Result<SyncType, EngineError> {
+        let types = self.inner.types.read().unwrap_or_else(|p| p.into_inner());
+        types
+            .get(name)
+            .cloned()
+            .ok_or_else(|| EngineError::UnknownType {
+                name: name.to_string(),
+                known: types.keys().cloned().collect(),
+            })
+    }
+
+    /// The process id that owns this engine's leases.
+    pub fn owner(&self) -> Uuid {
+        self.inner.owner
+    }
+
+    /// Requests a run of `sync_type`. If one already waits, returns it and `true` (seed 001's
+    /// `requestSync`): the type will run once, soon, whoever asked.
+    pub async fn request_sync(
+        &self,
+        sync_type: &str,
+        request: Request,
+    ) -> Result<(Job, bool), EngineError> {
+        let ty = self.sync_type(sync_type)?;
+        if !ty.enabled {
+            return Err(EngineError::Conflict(format!(
+                "the sync type `{sync_type}` is disabled in the configuration"
+            )));
+        }
+        if ty.takes_records {
+            return Err(EngineError::Invalid(format!(
+                "`{sync_type}` jobs carry records: POST /api/jobs with `sync_type` and `records`"
+            )));
+        }
+        let (row, deduplicated) = self
+            .inner
+            .store
+            .insert_job(&new_job(&ty, &request, None, None), true)
+            .await?;
+        if !deduplicated {
+            self.queued();
+        }
+        Ok((row.to_job(), deduplicated))
+    }
+
+    /// Requests every enabled type that needs no input, highest priority first.
+    pub async fn request_full(&self, request: Request) -> Result<Vec<Job>, EngineError> {
+        let mut jobs = Vec::new();
+        for ty in self.types() {
+            if ty.enabled && !ty.takes_records {
+                jobs.push(self.request_sync(&ty.name, request.clone()).await?.0);
+            }
+        }
+        Ok(jobs)
+    }
+
+    /// Submits a job with optional pushed records (a JSON array). Without records it is
+    /// [`Engine::request_sync`]; with them the type must be one that takes records, and every
+    /// record needs an `id`.
+    pub async fn submit(
+        &self,
+        sync_type: &str,
+        records: Option<&str>,
+        request: Request,
+    ) -> Result<(Job, bool), EngineError> {
+        let Some(records) = records else {
+            return self.request_sync(sync_type, request).await;
+        };
+        let ty = self.sync_type(sync_type)?;
+        if !ty.takes_records {
+            return Err(EngineError::Invalid(format!(
+                "`{sync_type}` does not take records; leave `records` out, or use a type whose \
+                 task is `records`"
+            )));
+        }
+        if !ty.enabled {
+            return Err(EngineError::Conflict(format!(
+                "the sync type `{sync_type}` is disabled in the configuration"
+            )));
+        }
+        task::parse_records(records).map_err(EngineError::Invalid)?;
+        let (row, _) = self
+            .inner
+            .store
+            .insert_job(
+                &new_job(&ty, &request, None, Some(records.to_string())),
+                false,
+            )
+            .await?;
+        self.queued();
+        Ok((row.to_job(), false))
+    }
+
+    /// One job.
+    pub async fn job(&self, id: Uuid) -> Result<Job, EngineError> {
+        Ok(self.row(id).await?.to_job())
+    }
+
+    async fn row(&self, id: Uuid) -> Result<JobRow, EngineError> {
+        self.inner
+            .store
+            .get_job(id)
+            .await?
+            .ok_or(EngineError::NotFound(id))
+    }
+
+    /// A page of jobs, newest first.
+    pub async fn list(&self, filter: &JobFilter) -> Result<Vec<Job>, EngineError> {
+        Ok(self
+            .inner
+            .store
+            .list_jobs(filter)
+            .await?
+            .iter()
+            .map(JobRow::to_job)
+            .collect())
+    }
+
+    /// Cancels a job: a pending one ends now; a running one is asked to stop and ends
+    /// `cancelled` when its task has (at once in this process; within one lease renewal when it
+    /// runs in another).
+    pub async fn cancel(&self, id: Uuid) -> Result<Job, EngineError> {
+        for _ in 0..5 {
+            let row = self.row(id).await?;
+            let before = row.lifecycle();
+            let next = apply(&before, Transition::RequestCancel, Utc::now()).map_err(|_| {
+                EngineError::Conflict(format!(
+                    "job {id} is already {}; only pending or running jobs can be cancelled",
+                    before.state.as_str()
+                ))
+            })?;
+            let Some(row) = self
+                .inner
+                .store
+                .write_transition(id, &before, &next, &Outcome::default())
+                .await?
+            else {
+                continue; // it moved meanwhile; look again
+            };
+            match row.job_state() {
+                JobState::Cancelled => {
+                    self.inner
+                        .events
+                        .publish(EventKind::SyncCancelled(row.to_job()));
+                    self.inner.queue_changed.notify_one();
+                }
+                _ => {
+                    if let Some(running) = self.local(id) {
+                        running.request(StopReason::Cancel);
+                    }
+                }
+            }
+            return Ok(row.to_job());
+        }
+        Err(EngineError::Conflict(format!(
+            "job {id} kept changing while it was being cancelled; try again"
+        )))
+    }
+
+    /// Asks a running job to make way: its task saves its checkpoint and stops, and the job is
+    /// pending again (the attempt does not count), to resume from the checkpoint when claimed.
+    /// Returns false when the job is not running.
+    pub async fn preempt(&self, id: Uuid) -> Result<bool, EngineError> {
+        let asked = self.inner.store.request_yield(id, Utc::now()).await?;
+        if asked {
+            if let Some(running) = self.local(id) {
+                running.request(StopReason::Yield);
+            }
+        }
+        Ok(asked)
+    }
+
+    /// Retries a failed or cancelled job as a new job linked to it (`retry_of`); history keeps
+    /// both.
+    pub async fn retry(&self, id: Uuid, request: Request) -> Result<Job, EngineError> {
+        let old = self.row(id).await?;
+        let state = old.job_state();
+        if !matches!(state, JobState::Failed | JobState::Cancelled) {
+            return Err(EngineError::Conflict(format!(
+                "job {id} is {}; only failed or cancelled jobs can be retried",
+                state.as_str()
+            )));
+        }
+        let ty = self.sync_type(&old.sync_type)?;
+        let request = Request {
+            session_id: request.session_id.or(old.session_id),
+            ..request
+        };
+        let (row, _) = self
+            .inner
+            .store
+            .insert_job(&new_job(&ty, &request, Some(id), old.input.clone()), false)
+            .await?;
+        self.queued();
+        Ok(row.to_job())
+    }
+
+    /// The running exclusive job, the queue in claim order, and every type's state.
+    pub async fn status(&self) -> Result<SyncStatus, EngineError> {
+        let store = &self.inner.store;
+        let (current, queue) = store.queue(100).await?;
+        let mut types = BTreeMap::new();
+        for ty in self.types() {
+            let facts = store.type_facts(&ty.name).await?;
+            let last = facts.last_finished.as_ref();
+            let state = match (&facts.running, last.map(JobRow::job_state)) {
+                (Some(_), _) => SyncState::Running,
+                (None, Some(JobState::Completed)) => SyncState::Success,
+                (None, Some(JobState::Failed)) => SyncState::Error,
+                _ => SyncState::Idle,
+            };
+            let shown = facts.running.as_ref().or(last);
+            types.insert(
+                ty.name.clone(),
+                TypeStatus {
+                    name: ty.name.clone(),
+                    priority: ty.priority,
+                    exclusive: ty.exclusive,
+                    enabled: ty.enabled,
+                    state,
+                    last_run: facts
+                        .running
+                        .as_ref()
+                        .and_then(|r| r.started_at)
+                        .or(last.and_then(|l| l.started_at)),
+                    last_success: facts.last_success,
+                    next_run: None,
+                    last_error: last
+                        .filter(|l| l.job_state() == JobState::Failed)
+                        .and_then(|l| l.error.clone()),
+                    consecutive_errors: facts.consecutive_errors,
+                    processed: shown.map(|j| j.processed.max(0) as u64),
+                    total: shown.and_then(|j| j.total.map(|t| t.max(0) as u64)),
+                    last_duration_ms: last.and_then(|l| match (l.started_at, l.finished_at) {
+                        (Some(s), Some(f)) => Some((f - s).num_milliseconds().max(0) as u64),
+                        _ => None,
+                    }),
+                    running_job: facts.running.as_ref().map(|r| r.id.to_string()),
+                    pending_job: facts.pending.map(|id| id.to_string()),
+                },
+            );
+        }
+        Ok(SyncStatus {
+            current: current.as_ref().map(JobRow::to_job),
+            queue: queue.iter().map(JobRow::to_job).collect(),
+            types,
+        })
+    }
+
+    /// How many jobs this process runs now.
+    pub fn running_here(&self) -> usize {
+        self.inner
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+
+    fn local(&self, id: Uuid) -> Option<Arc<Running>> {
+        self.inner
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .cloned()
+    }
+
+    fn queued(&self) {
+        self.inner.wake.notify_one();
+        self.inner.queue_changed.notify_one();
+    }
+}
+
+fn new_job(
+    ty: &SyncType,
+    request: &Request,
+    retry_of: Option<Uuid>,
+    input: Option<String>,
+) -> NewJob {
+    NewJob {
+        sync_type: ty.name.clone(),
+        priority: ty.priority,
+        exclusive: ty.exclusive,
+        max_attempts: ty.retry.max_attempts,
+        run_at: Utc::now(),
+        source: request.source,
+        triggered_by: request.triggered_by.clone(),
+        session_id: request.session_id,
+        retry_of,
+        input,
+    }
+}

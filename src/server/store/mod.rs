@@ -7,8 +7,10 @@
 //! `migrations/postgres`, numbered the same way, and run at start-up.
 
 mod instances;
+mod jobs;
 
 pub use instances::InstanceRow;
+pub use jobs::{ClaimScope, JobFilter, JobRow, NewJob, Outcome, ProgressRow, Renewed, TypeFacts};
 
 use std::{str::FromStr, time::Duration};
 

@@ -1,0 +1,53 @@
+-- Jobs: one row per requested run of a sync type. The lifecycle rules live in
+-- src/server/engine/lifecycle.rs; the store writes a new state only if the row is still in the
+-- state (and attempt, and lease owner) the engine read.
+create table jobs (
+    id                  blob primary key not null,  -- UUID v7: ordering by id is ordering by creation
+    sync_type           text not null,
+    priority            integer not null,
+    exclusive           integer not null,           -- 1: takes the one global mutex
+    state               text not null check (state in ('pending', 'running', 'completed', 'failed', 'cancelled')),
+    progress            integer not null default 0 check (progress between 0 and 100),
+    processed           integer not null default 0,
+    total               integer,
+    message             text,
+    error               text,
+    result              text,                       -- JSON
+    warnings            text not null default '[]', -- JSON array of strings
+    attempt             integer not null default 0,
+    max_attempts        integer not null,
+    run_at              text not null,
+    source              text not null,
+    triggered_by        text,
+    session_id          blob,
+    retry_of            blob,                       -- the failed or cancelled job this one retries
+    input               text,                       -- JSON the task reads (pushed records)
+    checkpoint          text,                       -- JSON the task saved, to resume from
+    dedupe_key          text,                       -- set while a requested job waits unclaimed
+    created_at          text not null,
+    started_at          text,
+    finished_at         text,
+    heartbeat_at        text,
+    lease_owner         blob,
+    lease_expires_at    text,
+    cancel_requested_at text,
+    yield_requested_at  text
+) strict;
+
+-- The global mutex, enforced by the database: at most one running exclusive job, whichever
+-- process claims it.
+create unique index jobs_one_exclusive_running on jobs (exclusive) where state = 'running' and exclusive = 1;
+-- Requesting a sync of a type that already waits returns the waiting job.
+create unique index jobs_dedupe on jobs (dedupe_key) where dedupe_key is not null;
+-- The claim order: highest priority, then oldest.
+create index jobs_claim on jobs (priority desc, id) where state = 'pending';
+create index jobs_running on jobs (lease_expires_at) where state = 'running';
+create index jobs_by_type on jobs (sync_type, finished_at);
+
+-- Where the built-in `records` task upserts pushed records, by their `id`.
+create table records (
+    id         text primary key not null,
+    data       text not null,                       -- JSON, the record as pushed
+    job_id     blob not null,                       -- the job that wrote it last
+    updated_at text not null
+) strict;

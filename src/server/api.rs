@@ -1,0 +1,269 @@
+//! The JSON API of the job engine: request syncs, submit jobs, read status and history, cancel
+//! and retry. Handlers only read the request and call [`Engine`](super::engine::Engine); every
+//! rule lives there.
+
+use axum::{
+    body::Bytes,
+    extract::{rejection::QueryRejection, Path, Query, State},
+    http::{header, HeaderMap, StatusCode},
+    response::IntoResponse,
+    routing::{get, post},
+    Json, Router,
+};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde_json::{json, value::RawValue};
+use uuid::Uuid;
+
+use super::{engine::Request, error::ApiError, state::AppState, store::JobFilter};
+use crate::model::{Job, JobState, SyncStatus};
+
+/// Most jobs one page of `GET /api/jobs` returns.
+pub const MAX_PAGE: u32 = 500;
+
+/// The engine's routes, merged into the application router.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/sync/full", post(sync_full))
+        .route("/api/sync/status", get(sync_status))
+        .route("/api/sync/{sync_type}", post(sync_one))
+        .route("/api/jobs", get(list_jobs).post(submit_job))
+        .route("/api/jobs/{id}", get(get_job))
+        .route("/api/jobs/{id}/cancel", post(cancel_job))
+        .route("/api/jobs/{id}/retry", post(retry_job))
+}
+
+/// Parses an optional JSON body: empty means `T::default()`; malformed JSON is a 400; JSON of
+/// the wrong shape (an unknown or mistyped field) is a 422.
+fn json_body<T: DeserializeOwned + Default>(
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    if let Some(kind) = headers.get(header::CONTENT_TYPE) {
+        let kind = kind.to_str().unwrap_or("");
+        if !kind.starts_with("application/json") {
+            return Err(ApiError::BadRequest(format!(
+                "the body must be JSON sent with Content-Type: application/json, not `{kind}`"
+            )));
+        }
+    }
+    serde_json::from_slice(body).map_err(|err| match err.classify() {
+        serde_json::error::Category::Data => {
+            ApiError::Unprocessable(format!("the body does not fit this endpoint: {err}"))
+        }
+        _ => ApiError::BadRequest(format!("the body is not valid JSON: {err}")),
+    })
+}
+
+fn triggered_by(value: Option<String>) -> Result<Option<String>, ApiError> {
+    match value.map(|v| v.trim().to_string()) {
+        Some(v) if v.chars().count() > 200 => Err(ApiError::Unprocessable(
+            "`triggered_by` is longer than 200 characters".into(),
+        )),
+        Some(v) if v.is_empty() => Ok(None),
+        other => Ok(other),
+    }
+}
+
+fn job_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| {
+        ApiError::BadRequest(format!(
+            "`{raw}` is not a job id; job ids are UUIDs such as 01938f6e-8a4b-7cc0-9f1e-2b3c4d5e6f70"
+        ))
+    })
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SyncBody {
+    /// The person or client asking.
+    triggered_by: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Accepted {
+    job_id: String,
+    state: JobState,
+    deduplicated: bool,
+}
+
+/// `POST /api/sync/{type}` → 202 `{job_id, state, deduplicated}`.
+async fn sync_one(
+    State(state): State<AppState>,
+    Path(sync_type): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let body: SyncBody = json_body(&headers, &body)?;
+    let request = Request::api(triggered_by(body.triggered_by)?);
+    let (job, deduplicated) = state.engine.request_sync(&sync_type, request).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            job_id: job.id,
+            state: job.state,
+            deduplicated,
+        }),
+    ))
+}
+
+/// `POST /api/sync/full` → 202 `{jobs: [{job_id, sync_type}]}`, highest priority first.
+async fn sync_full(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let body: SyncBody = json_body(&headers, &body)?;
+    let request = Request::api(triggered_by(body.triggered_by)?);
+    let jobs = state.engine.request_full(request).await?;
+    let jobs: Vec<_> = jobs
+        .into_iter()
+        .map(|job| json!({ "job_id": job.id, "sync_type": job.sync_type }))
+        .collect();
+    Ok((StatusCode::ACCEPTED, Json(json!({ "jobs": jobs }))))
+}
+
+/// `GET /api/sync/status` → `{current, queue, types}`.
+async fn sync_status(State(state): State<AppState>) -> Result<Json<SyncStatus>, ApiError> {
+    Ok(Json(state.engine.status().await?))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubmitBody {
+    sync_type: String,
+    records: Option<Box<RawValue>>,
+    triggered_by: Option<String>,
+}
+
+/// `POST /api/jobs {sync_type, records?, triggered_by?}` → 202 `{job_id, state, deduplicated}`.
+async fn submit_job(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::Unprocessable(
+            "the body must be a JSON object with at least `sync_type`".into(),
+        ));
+    }
+    let body: SubmitBody = json_body(&headers, &body)?;
+    let records = body
+        .records
+        .as_deref()
+        .map(RawValue::get)
+        .filter(|r| *r != "null");
+    let request = Request::api(triggered_by(body.triggered_by)?);
+    let (job, deduplicated) = state
+        .engine
+        .submit(&body.sync_type, records, request)
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            job_id: job.id,
+            state: job.state,
+            deduplicated,
+        }),
+    ))
+}
+
+/// `GET /api/jobs/{id}` → the job.
+async fn get_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Job>, ApiError> {
+    Ok(Json(state.engine.job(job_id(&id)?).await?))
+}
+
+/// `POST /api/jobs/{id}/cancel` → the job (cancelled, or running with `cancel_requested_at`).
+async fn cancel_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Job>, ApiError> {
+    Ok(Json(state.engine.cancel(job_id(&id)?).await?))
+}
+
+/// `POST /api/jobs/{id}/retry` → 202 `{job_id}` of the new job.
+async fn retry_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let body: SyncBody = json_body(&headers, &body)?;
+    let mut request = Request::api(triggered_by(body.triggered_by)?);
+    request.source = crate::model::JobSource::Manual;
+    let job = state.engine.retry(job_id(&id)?, request).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "job_id": job.id, "retry_of": job.retry_of })),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    state: Option<String>,
+    sync_type: Option<String>,
+    q: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct JobPage {
+    jobs: Vec<Job>,
+    /// Pass as `cursor` for the next (older) page; absent on the last page.
+    next_cursor: Option<String>,
+}
+
+/// `GET /api/jobs?state=&sync_type=&q=&limit=&cursor=` → a page of jobs, newest first.
+async fn list_jobs(
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<JobPage>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let nonempty = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    let job_state = match nonempty(query.state) {
+        None => None,
+        Some(name) => Some(JobState::parse(&name).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "`state` must be one of {}; got `{name}`",
+                JobState::ALL.map(JobState::as_str).join(", ")
+            ))
+        })?),
+    };
+    let limit = match nonempty(query.limit) {
+        None => 50,
+        Some(raw) => match raw.parse::<u32>() {
+            Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
+            _ => {
+                return Err(ApiError::BadRequest(format!(
+                    "`limit` must be a whole number from 1 to {MAX_PAGE}; got `{raw}`"
+                )))
+            }
+        },
+    };
+    let before = match nonempty(query.cursor) {
+        None => None,
+        Some(raw) => Some(Uuid::parse_str(&raw).map_err(|_| {
+            ApiError::BadRequest(format!(
+                "`cursor` must be the `next_cursor` of a previous page; got `{raw}`"
+            ))
+        })?),
+    };
+    let filter = JobFilter {
+        state: job_state,
+        sync_type: nonempty(query.sync_type),
+        q: nonempty(query.q),
+        before,
+        limit,
+    };
+    let jobs = state.engine.list(&filter).await?;
+    let next_cursor = (jobs.len() == limit as usize)
+        .then(|| jobs.last().map(|j| j.id.clone()))
+        .flatten();
+    Ok(Json(JobPage { jobs, next_cursor }))
+}

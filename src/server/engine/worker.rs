@@ -1,0 +1,475 @@
+//! The engine's loops: the dispatcher that claims and runs jobs, the lease keeper that renews
+//! leases and rescues expired ones, the pruner, and the queue-count publisher.
+
+use std::{
+    sync::{atomic::Ordering, Arc, Mutex},
+    time::Duration,
+};
+
+use chrono::Utc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::{
+    lifecycle::{apply, Holder, Lifecycle, Transition},
+    task::{ProgressCell, TaskContext, TaskError},
+    Engine, Running, StopReason,
+};
+use crate::{
+    model::{EventKind, JobState},
+    server::store::{ClaimScope, JobRow, Outcome},
+};
+
+fn chrono(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+impl Engine {
+    /// Starts the loops. When `shutdown` fires they stop claiming, ask running tasks to save
+    /// their checkpoints and stop (their jobs go back to pending, to resume on the next start), and
+    /// the returned handle resolves once they have, or after `drain` at most.
+    pub fn start(&self, shutdown: CancellationToken, drain: Duration) -> JoinHandle<()> {
+        let loops = [
+            tokio::spawn(self.clone().dispatch(shutdown.clone())),
+            tokio::spawn(self.clone().keep_leases(shutdown.clone())),
+            tokio::spawn(self.clone().prune(shutdown.clone())),
+            tokio::spawn(self.clone().publish_queue(shutdown.clone())),
+        ];
+        let engine = self.clone();
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            for handle in loops {
+                let _ = handle.await;
+            }
+            let running: Vec<Arc<Running>> = engine
+                .inner
+                .running
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .values()
+                .cloned()
+                .collect();
+            for job in &running {
+                job.request(StopReason::Shutdown);
+            }
+            engine.inner.tasks.close();
+            if tokio::time::timeout(drain, engine.inner.tasks.wait())
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    jobs = engine.running_here(),
+                    "jobs still running after the shutdown timeout; their leases will expire and \
+                     another process will take them over"
+                );
+            }
+        })
+    }
+
+    async fn dispatch(self, shutdown: CancellationToken) {
+        loop {
+            if shutdown.is_cancelled() {
+                break;
+            }
+            match self.claim_round().await {
+                Ok(0) => {}
+                Ok(_) => continue,
+                Err(err) => tracing::warn!(error = %err, "could not claim jobs"),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = self.inner.wake.notified() => {}
+                _ = tokio::time::sleep(self.inner.settings.poll_interval) => {}
+            }
+        }
+    }
+
+    /// Claims what this process has room for and starts it; returns how many.
+    async fn claim_round(&self) -> Result<usize, crate::server::store::StoreError> {
+        let inner = &self.inner;
+        let now = Utc::now();
+        let lease_until = now + chrono(inner.settings.lease_ttl);
+        let shared_free = inner
+            .settings
+            .workers
+            .saturating_sub(inner.shared_running.load(Ordering::SeqCst));
+        let mut claimed = Vec::new();
+        if !inner.exclusive_busy.load(Ordering::SeqCst) {
+            let scope = ClaimScope {
+                exclusive: true,
+                shared: shared_free > 0,
+            };
+            claimed = inner
+                .store
+                .claim_jobs(inner.owner, now, lease_until, scope, 1)
+                .await?;
+        }
+        let shared_free = shared_free - claimed.iter().filter(|j| !j.exclusive).count();
+        if shared_free > 0 {
+            let scope = ClaimScope {
+                exclusive: false,
+                shared: true,
+            };
+            claimed.extend(
+                inner
+                    .store
+                    .claim_jobs(inner.owner, now, lease_until, scope, shared_free as u32)
+                    .await?,
+            );
+        }
+        let count = claimed.len();
+        for row in claimed {
+            self.launch(row);
+        }
+        if count > 0 {
+            inner.queue_changed.notify_one();
+        }
+        Ok(count)
+    }
+
+    fn launch(&self, row: JobRow) {
+        let inner = &self.inner;
+        if row.exclusive {
+            inner.exclusive_busy.store(true, Ordering::SeqCst);
+        } else {
+            inner.shared_running.fetch_add(1, Ordering::SeqCst);
+        }
+        let running = Arc::new(Running {
+            stop: CancellationToken::new(),
+            reason: Mutex::new(None),
+            attempt: row.attempt as u32,
+        });
+        inner
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(row.id, running.clone());
+        let engine = self.clone();
+        inner.tasks.spawn(async move {
+            let (id, exclusive) = (row.id, row.exclusive);
+            engine.run_job(row, &running).await;
+            let inner = &engine.inner;
+            inner
+                .running
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+            if exclusive {
+                inner.exclusive_busy.store(false, Ordering::SeqCst);
+            } else {
+                inner.shared_running.fetch_sub(1, Ordering::SeqCst);
+            }
+            inner.wake.notify_one();
+            inner.queue_changed.notify_one();
+        });
+    }
+
+    async fn run_job(&self, row: JobRow, running: &Running) {
+        let inner = &self.inner;
+        inner.events.publish(EventKind::SyncStarted(row.to_job()));
+        let before = row.lifecycle();
+        let holder = Holder {
+            owner: inner.owner,
+            attempt: before.attempt,
+        };
+        let Ok(ty) = self.sync_type(&row.sync_type) else {
+            let error = format!(
+                "the sync type `{}` is not configured in this process",
+                row.sync_type
+            );
+            let fail = Transition::Fail {
+                holder,
+                error,
+                retryable: false,
+                backoff: chrono::Duration::zero(),
+            };
+            self.finish(row.id, before, fail, Outcome::default()).await;
+            return;
+        };
+        let progress = Arc::new(ProgressCell::new(
+            row.id,
+            &row.sync_type,
+            inner.events.clone(),
+        ));
+        let ctx = TaskContext {
+            job_id: row.id,
+            sync_type: row.sync_type.clone(),
+            attempt: before.attempt,
+            owner: inner.owner,
+            input: row.input.clone(),
+            checkpoint: row
+                .checkpoint
+                .as_deref()
+                .and_then(|c| serde_json::from_str(c).ok()),
+            stop: running.stop.clone(),
+            store: inner.store.clone(),
+            progress: progress.clone(),
+            warnings: Mutex::new(serde_json::from_str(&row.warnings).unwrap_or_default()),
+        };
+
+        // The progress writer: the latest report, at most every `progress_interval`.
+        let writer_done = CancellationToken::new();
+        let writer = tokio::spawn({
+            let (store, progress, done) =
+                (inner.store.clone(), progress.clone(), writer_done.clone());
+            let (id, owner, attempt) = (row.id, inner.owner, before.attempt);
+            let every = inner.settings.progress_interval;
+            async move {
+                loop {
+                    tokio::select! {
+                        _ = done.cancelled() => break,
+                        _ = tokio::time::sleep(every) => {}
+                    }
+                    if let Some(report) = progress.take_dirty() {
+                        if let Err(err) = store.write_progress(id, owner, attempt, &report).await {
+                            tracing::debug!(job = %id, error = %err, "could not store progress");
+                        }
+                    }
+                }
+            }
+        });
+
+        let grace = inner.settings.cancel_grace;
+        let outcome = tokio::select! {
+            result = tokio::time::timeout(ty.timeout, ty.task.run(&ctx)) => match result {
+                Ok(result) => result,
+                Err(_) => Err(TaskError::Retryable(format!(
+                    "the attempt took longer than the type's timeout of {:?}",
+                    ty.timeout
+                ))),
+            },
+            // A task that does not stop when told is dropped after the grace period.
+            _ = async { running.stop.cancelled().await; tokio::time::sleep(grace).await } => {
+                tracing::warn!(job = %row.id, ?grace, "the task did not stop when asked; dropped it");
+                Err(TaskError::Interrupted)
+            }
+        };
+        writer_done.cancel();
+        let _ = writer.await;
+
+        let last = progress.last();
+        let warnings = ctx
+            .warnings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut record = Outcome {
+            progress: last.as_ref().map(|p| p.progress),
+            processed: last.as_ref().map(|p| p.processed),
+            total: last.as_ref().and_then(|p| p.total),
+            message: last.and_then(|p| p.message),
+            result: None,
+            warnings: Some(serde_json::to_string(&warnings).unwrap_or_else(|_| "[]".into())),
+        };
+        let transition = match outcome {
+            Ok(output) => {
+                record.progress = Some(100);
+                record.result = output.result.map(|r| r.to_string());
+                Transition::Complete { holder }
+            }
+            Err(TaskError::Interrupted) => match running.reason() {
+                Some(StopReason::Cancel) => Transition::Cancelled { holder },
+                Some(StopReason::Yield | StopReason::Shutdown) => Transition::Yield { holder },
+                None => Transition::Fail {
+                    holder,
+                    error: "the task stopped without being asked to".into(),
+                    retryable: false,
+                    backoff: chrono::Duration::zero(),
+                },
+            },
+            Err(TaskError::Retryable(error)) => Transition::Fail {
+                holder,
+                error,
+                retryable: true,
+                backoff: chrono(ty.retry.backoff(before.attempt, fastrand::f64())),
+            },
+            Err(TaskError::Fatal(error)) => Transition::Fail {
+                holder,
+                error,
+                retryable: false,
+                backoff: chrono::Duration::zero(),
+            },
+        };
+        self.finish(row.id, before, transition, record).await;
+    }
+
+    /// Writes the end of an attempt, compare-and-set. If the row moved meanwhile (a cancel was
+    /// requested), reads it again and re-applies; if the transition is refused (the lease was lost
+    /// to a rescue), the result is dropped and logged.
+    async fn finish(
+        &self,
+        id: Uuid,
+        mut before: Lifecycle,
+        transition: Transition,
+        outcome: Outcome,
+    ) -> Option<JobRow> {
+        let store = &self.inner.store;
+        for _ in 0..10 {
+            let next = match apply(&before, transition.clone(), Utc::now()) {
+                Ok(next) => next,
+                Err(refused) => {
+                    tracing::warn!(job = %id, %refused, "dropped the result of a late worker");
+                    return None;
+                }
+            };
+            match store.write_transition(id, &before, &next, &outcome).await {
+                Ok(Some(row)) => {
+                    self.announce(&row, matches!(transition, Transition::Fail { .. }));
+                    return Some(row);
+                }
+                Ok(None) => match store.get_job(id).await {
+                    Ok(Some(row)) => before = row.lifecycle(),
+                    Ok(None) => return None,
+                    Err(err) => {
+                        tracing::warn!(job = %id, error = %err, "could not read the job back");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                },
+                Err(err) => {
+                    tracing::warn!(job = %id, error = %err, "could not store the job's result");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+        tracing::error!(job = %id, "gave up storing the job's result; its lease will expire and it will be rescued");
+        None
+    }
+
+    /// Publishes what a written transition means; `failed_attempt`: a pending job got there by
+    /// a failed attempt (a retry is coming), not by making way.
+    fn announce(&self, row: &JobRow, failed_attempt: bool) {
+        let job = row.to_job();
+        let event = match job.state {
+            JobState::Completed => Some(EventKind::SyncCompleted(job)),
+            JobState::Failed => Some(EventKind::SyncError(job)),
+            JobState::Cancelled => Some(EventKind::SyncCancelled(job)),
+            JobState::Pending if failed_attempt => Some(EventKind::SyncError(job)),
+            JobState::Pending | JobState::Running => None,
+        };
+        if let Some(event) = event {
+            self.inner.events.publish(event);
+        }
+        self.inner.queue_changed.notify_one();
+    }
+
+    /// Renews the leases of the jobs running here, passes on cancel and yield requests made
+    /// elsewhere, and rescues jobs whose lease ran out (their process died or hung).
+    async fn keep_leases(self, shutdown: CancellationToken) {
+        let every = self.inner.settings.lease_renew;
+        loop {
+            self.rescue().await;
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(every) => {}
+            }
+            self.renew().await;
+        }
+    }
+
+    async fn renew(&self) {
+        let inner = &self.inner;
+        let ids: Vec<Uuid> = inner
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .copied()
+            .collect();
+        let now = Utc::now();
+        let until = now + chrono(inner.settings.lease_ttl);
+        match inner
+            .store
+            .renew_leases(inner.owner, &ids, now, until)
+            .await
+        {
+            Ok(renewed) => {
+                for job in renewed {
+                    let Some(running) = self.local(job.id) else {
+                        continue;
+                    };
+                    if i64::from(running.attempt) != job.attempt {
+                        continue;
+                    }
+                    if job.cancel_requested_at.is_some() {
+                        running.request(StopReason::Cancel);
+                    } else if job.yield_requested_at.is_some() {
+                        running.request(StopReason::Yield);
+                    }
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "could not renew job leases"),
+        }
+    }
+
+    /// Returns every job whose lease has run out to pending (or failed, when out of attempts).
+    pub async fn rescue(&self) -> usize {
+        let store = &self.inner.store;
+        let expired = match store.expired_jobs(Utc::now()).await {
+            Ok(rows) => rows,
+            Err(err) => {
+                tracing::warn!(error = %err, "could not look for expired leases");
+                return 0;
+            }
+        };
+        let mut rescued = 0;
+        for row in expired {
+            let before = row.lifecycle();
+            let Ok(next) = apply(&before, Transition::Rescue, Utc::now()) else {
+                continue;
+            };
+            match store
+                .write_transition(row.id, &before, &next, &Outcome::default())
+                .await
+            {
+                Ok(Some(after)) => {
+                    tracing::warn!(
+                        job = %row.id,
+                        sync_type = %row.sync_type,
+                        state = %after.state,
+                        "rescued a job whose worker stopped renewing its lease"
+                    );
+                    rescued += 1;
+                    self.announce(&after, true);
+                    self.inner.wake.notify_one();
+                }
+                Ok(None) => {} // someone else got there first
+                Err(err) => tracing::warn!(job = %row.id, error = %err, "could not rescue a job"),
+            }
+        }
+        rescued
+    }
+
+    async fn prune(self, shutdown: CancellationToken) {
+        loop {
+            for ty in self.types() {
+                match self.inner.store.prune_jobs(&ty.name, ty.keep).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(sync_type = %ty.name, pruned = n, "pruned old jobs"),
+                    Err(err) => tracing::warn!(error = %err, "could not prune old jobs"),
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(self.inner.settings.retention_interval) => {}
+            }
+        }
+    }
+
+    /// Publishes `queue-updated` with fresh counts after changes, at most every 100 ms.
+    async fn publish_queue(self, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = self.inner.queue_changed.notified() => {}
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            match self.inner.store.queue_counts().await {
+                Ok(counts) => {
+                    self.inner.events.publish(EventKind::QueueUpdated(counts));
+                }
+                Err(err) => tracing::debug!(error = %err, "could not count the queue"),
+            }
+        }
+    }
+}

@@ -1,0 +1,701 @@
+//! The `jobs` table (and `records`, where the built-in `records` task writes).
+//!
+//! Every state change is a compare-and-set: [`Store::write_transition`] updates a row only if its
+//! state, attempt, lease owner and cancel request are still what the engine read, and says whether
+//! it did. Claiming is the one set-based write (many rows at once, per-database SQL); it does what
+//! `lifecycle::Transition::Claim` does, and a test checks that the two agree.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{Store, StoreError};
+use crate::{
+    model::{Job, JobSource, JobState, QueueCounts},
+    on_pool,
+    server::engine::lifecycle::{Lease, Lifecycle},
+};
+
+/// A row of `jobs`, as stored.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct JobRow {
+    pub id: Uuid,
+    pub sync_type: String,
+    pub priority: i64,
+    pub exclusive: bool,
+    pub state: String,
+    pub progress: i64,
+    pub processed: i64,
+    pub total: Option<i64>,
+    pub message: Option<String>,
+    pub error: Option<String>,
+    pub result: Option<String>,
+    pub warnings: String,
+    pub attempt: i64,
+    pub max_attempts: i64,
+    pub run_at: DateTime<Utc>,
+    pub source: String,
+    pub triggered_by: Option<String>,
+    pub session_id: Option<Uuid>,
+    pub retry_of: Option<Uuid>,
+    pub input: Option<String>,
+    pub checkpoint: Option<String>,
+    pub dedupe_key: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub heartbeat_at: Option<DateTime<Utc>>,
+    pub lease_owner: Option<Uuid>,
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    pub cancel_requested_at: Option<DateTime<Utc>>,
+    pub yield_requested_at: Option<DateTime<Utc>>,
+}
+
+/// What a new job starts with.
+#[derive(Clone, Debug)]
+pub struct NewJob {
+    pub sync_type: String,
+    pub priority: i64,
+    pub exclusive: bool,
+    pub max_attempts: u32,
+    pub run_at: DateTime<Utc>,
+    pub source: JobSource,
+    pub triggered_by: Option<String>,
+    pub session_id: Option<Uuid>,
+    pub retry_of: Option<Uuid>,
+    pub input: Option<String>,
+}
+
+/// Columns a transition may write besides the lifecycle; `None` keeps what is stored.
+#[derive(Clone, Debug, Default)]
+pub struct Outcome {
+    pub progress: Option<u8>,
+    pub processed: Option<u64>,
+    pub total: Option<u64>,
+    pub message: Option<String>,
+    pub result: Option<String>,
+    pub warnings: Option<String>,
+}
+
+/// A running job's progress, as the throttled writer stores it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ProgressRow {
+    pub progress: u8,
+    pub processed: u64,
+    pub total: Option<u64>,
+    pub message: Option<String>,
+}
+
+/// The filter of `GET /api/jobs`.
+#[derive(Clone, Debug, Default)]
+pub struct JobFilter {
+    pub state: Option<JobState>,
+    pub sync_type: Option<String>,
+    /// Case-insensitive substring of the type, message, error or triggered_by.
+    pub q: Option<String>,
+    /// Only jobs older than this one (the previous page's last id).
+    pub before: Option<Uuid>,
+    pub limit: u32,
+}
+
+/// What lease renewal learns about one of the process's running jobs.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct Renewed {
+    pub id: Uuid,
+    pub attempt: i64,
+    pub cancel_requested_at: Option<DateTime<Utc>>,
+    pub yield_requested_at: Option<DateTime<Utc>>,
+}
+
+/// Which jobs a claim may take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClaimScope {
+    /// May take an exclusive job (then `limit` must be 1: the mutex admits one).
+    pub exclusive: bool,
+    /// May take non-exclusive jobs.
+    pub shared: bool,
+}
+
+/// Per-type facts the status view is built from.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TypeFacts {
+    pub running: Option<JobRow>,
+    pub pending: Option<Uuid>,
+    pub last_finished: Option<JobRow>,
+    pub last_success: Option<DateTime<Utc>>,
+    pub consecutive_errors: u64,
+}
+
+const JOB_COLUMNS: &str = "id, sync_type, priority, exclusive, state, progress, processed, total, \
+     message, error, result, warnings, attempt, max_attempts, run_at, source, triggered_by, \
+     session_id, retry_of, input, checkpoint, dedupe_key, created_at, started_at, finished_at, \
+     heartbeat_at, lease_owner, lease_expires_at, cancel_requested_at, yield_requested_at";
+
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+impl JobRow {
+    /// The lifecycle part, for `lifecycle::apply`.
+    pub fn lifecycle(&self) -> Lifecycle {
+        Lifecycle {
+            state: self.job_state(),
+            attempt: self.attempt as u32,
+            max_attempts: self.max_attempts as u32,
+            run_at: self.run_at,
+            lease: match (self.lease_owner, self.lease_expires_at) {
+                (Some(owner), Some(expires_at)) => Some(Lease { owner, expires_at }),
+                _ => None,
+            },
+            cancel_requested_at: self.cancel_requested_at,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            error: self.error.clone(),
+        }
+    }
+
+    /// The state column as the enum (the check constraint admits nothing else).
+    pub fn job_state(&self) -> JobState {
+        JobState::parse(&self.state).unwrap_or(JobState::Failed)
+    }
+
+    /// The wire form.
+    pub fn to_job(&self) -> Job {
+        Job {
+            id: self.id.to_string(),
+            sync_type: self.sync_type.clone(),
+            priority: self.priority,
+            exclusive: self.exclusive,
+            state: self.job_state(),
+            progress: self.progress.clamp(0, 100) as u8,
+            processed: self.processed.max(0) as u64,
+            total: self.total.map(|t| t.max(0) as u64),
+            message: self.message.clone(),
+            error: self.error.clone(),
+            result: self
+                .result
+                .as_deref()
+                .and_then(|r| serde_json::from_str(r).ok()),
+            warnings: serde_json::from_str(&self.warnings).unwrap_or_default(),
+            attempt: self.attempt as u32,
+            max_attempts: self.max_attempts as u32,
+            run_at: self.run_at,
+            source: JobSource::parse(&self.source).unwrap_or(JobSource::Api),
+            triggered_by: self.triggered_by.clone(),
+            session_id: self.session_id.map(|id| id.to_string()),
+            retry_of: self.retry_of.map(|id| id.to_string()),
+            checkpoint: self
+                .checkpoint
+                .as_deref()
+                .and_then(|c| serde_json::from_str::<Value>(c).ok()),
+            created_at: self.created_at,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            heartbeat_at: self.heartbeat_at,
+            lease_owner: self.lease_owner.map(|id| id.to_string()),
+            lease_expires_at: self.lease_expires_at,
+            cancel_requested_at: self.cancel_requested_at,
+        }
+    }
+}
+
+impl Store {
+    /// Inserts a job. With `dedupe`, a job of the same type that is already pending is returned
+    /// instead (and `true`): the unique index on `dedupe_key` makes this hold under races too.
+    pub async fn insert_job(
+        &self,
+        job: &NewJob,
+        dedupe: bool,
+    ) -> Result<(JobRow, bool), StoreError> {
+        for _ in 0..3 {
+            if dedupe {
+                if let Some(existing) = self.pending_of_type(&job.sync_type).await? {
+                    return Ok((existing, true));
+                }
+            }
+            let sql = format!(
+                "insert into jobs (id, sync_type, priority, exclusive, state, max_attempts, run_at, \
+                 source, triggered_by, session_id, retry_of, input, dedupe_key, created_at) \
+                 values ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+                 returning {JOB_COLUMNS}"
+            );
+            let id = Uuid::now_v7();
+            let now = Utc::now();
+            let result = on_pool!(self, pool => {
+                sqlx::query_as::<_, JobRow>(&sql)
+                    .bind(id)
+                    .bind(&job.sync_type)
+                    .bind(job.priority)
+                    .bind(job.exclusive)
+                    .bind(i64::from(job.max_attempts.max(1)))
+                    .bind(job.run_at)
+                    .bind(job.source.as_str())
+                    .bind(&job.triggered_by)
+                    .bind(job.session_id)
+                    .bind(job.retry_of)
+                    .bind(&job.input)
+                    .bind(dedupe.then_some(&job.sync_type))
+                    .bind(now)
+                    .fetch_one(pool)
+                    .await
+            });
+            match result {
+                Ok(row) => return Ok((row, false)),
+                // Another request for this type got in between: return that one.
+                Err(err) if dedupe && is_unique_violation(&err) => continue,
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Err(StoreError::Database(sqlx::Error::Protocol(
+            "a pending job kept appearing and disappearing while requesting a sync".into(),
+        )))
+    }
+
+    /// Inserts many jobs in one transaction (benchmarks and bulk submission); no dedupe.
+    pub async fn insert_jobs(&self, jobs: &[NewJob]) -> Result<(), StoreError> {
+        let now = Utc::now();
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for chunk in jobs.chunks(500) {
+                let mut builder = sqlx::QueryBuilder::new(
+                    "insert into jobs (id, sync_type, priority, exclusive, state, max_attempts, \
+                     run_at, source, triggered_by, input, created_at) ",
+                );
+                builder.push_values(chunk, |mut b, job| {
+                    b.push_bind(Uuid::now_v7())
+                        .push_bind(job.sync_type.clone())
+                        .push_bind(job.priority)
+                        .push_bind(job.exclusive)
+                        .push_bind("pending")
+                        .push_bind(i64::from(job.max_attempts.max(1)))
+                        .push_bind(job.run_at)
+                        .push_bind(job.source.as_str())
+                        .push_bind(job.triggered_by.clone())
+                        .push_bind(job.input.clone())
+                        .push_bind(now);
+                });
+                builder.build().execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    async fn pending_of_type(&self, sync_type: &str) -> Result<Option<JobRow>, StoreError> {
+        let sql = format!(
+            "select {JOB_COLUMNS} from jobs where sync_type = $1 and state = 'pending' \
+             order by id limit 1"
+        );
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as::<_, JobRow>(&sql).bind(sync_type).fetch_optional(pool).await?
+        }))
+    }
+
+    /// One job by id.
+    pub async fn get_job(&self, id: Uuid) -> Result<Option<JobRow>, StoreError> {
+        let sql = format!("select {JOB_COLUMNS} from jobs where id = $1");
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as::<_, JobRow>(&sql).bind(id).fetch_optional(pool).await?
+        }))
+    }
+
+    /// Claims up to `limit` due pending jobs for `owner`, highest priority first, then oldest.
+    /// An exclusive job is taken only if `scope.exclusive` and no exclusive job runs anywhere; the
+    /// partial unique index `jobs_one_exclusive_running` refuses a second one even when two
+    /// processes race, and such a race ends here as "nothing claimed".
+    pub async fn claim_jobs(
+        &self,
+        owner: Uuid,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        scope: ClaimScope,
+        limit: u32,
+    ) -> Result<Vec<JobRow>, StoreError> {
+        let limit = if scope.exclusive { 1 } else { limit };
+        if limit == 0 || !(scope.exclusive || scope.shared) {
+            return Ok(Vec::new());
+        }
+        let set = "state = 'running', attempt = attempt + 1, lease_owner = $1, \
+                   lease_expires_at = $2, started_at = $3, heartbeat_at = $3, dedupe_key = null";
+        let result = match self {
+            Store::Sqlite(pool) => {
+                let sql = format!(
+                    "update jobs set {set} where id in (select id from jobs \
+                     where state = 'pending' and run_at <= $3 \
+                     and (($4 and exclusive = 1 and not exists \
+                          (select 1 from jobs r where r.state = 'running' and r.exclusive = 1)) \
+                       or ($5 and exclusive = 0)) \
+                     order by priority desc, id limit $6) \
+                     returning {JOB_COLUMNS}"
+                );
+                sqlx::query_as::<_, JobRow>(&sql)
+                    .bind(owner)
+                    .bind(lease_until)
+                    .bind(now)
+                    .bind(scope.exclusive)
+                    .bind(scope.shared)
+                    .bind(i64::from(limit))
+                    .fetch_all(pool)
+                    .await
+            }
+            Store::Postgres(pool) => {
+                let sql = format!(
+                    "with next as (select id from jobs \
+                     where state = 'pending' and run_at <= $3 \
+                     and (($4 and exclusive and not exists \
+                          (select 1 from jobs r where r.state = 'running' and r.exclusive)) \
+                       or ($5 and not exclusive)) \
+                     order by priority desc, id limit $6 for update skip locked) \
+                     update jobs set {set} from next where jobs.id = next.id \
+                     returning {}",
+                    JOB_COLUMNS
+                        .split(", ")
+                        .map(|c| format!("jobs.{c}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                sqlx::query_as::<_, JobRow>(&sql)
+                    .bind(owner)
+                    .bind(lease_until)
+                    .bind(now)
+                    .bind(scope.exclusive)
+                    .bind(scope.shared)
+                    .bind(i64::from(limit))
+                    .fetch_all(pool)
+                    .await
+            }
+        };
+        match result {
+            Ok(mut rows) => {
+                rows.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.id.cmp(&b.id)));
+                Ok(rows)
+            }
+            // Another process took the mutex between our check and our write.
+            Err(err) if is_unique_violation(&err) => Ok(Vec::new()),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Writes `next` over a row that must still be as `before` says (state, attempt, lease owner,
+    /// whether a cancel was requested). Returns the new row, or `None` when the row had moved on.
+    pub async fn write_transition(
+        &self,
+        id: Uuid,
+        before: &Lifecycle,
+        next: &Lifecycle,
+        outcome: &Outcome,
+    ) -> Result<Option<JobRow>, StoreError> {
+        let sql = format!(
+            "update jobs set state = $1, attempt = $2, run_at = $3, lease_owner = $4, \
+             lease_expires_at = $5, cancel_requested_at = $6, started_at = $7, finished_at = $8, \
+             error = $9, \
+             dedupe_key = case when $1 = 'pending' then dedupe_key else null end, \
+             yield_requested_at = case when $1 = 'running' then yield_requested_at else null end, \
+             progress = coalesce($10, progress), processed = coalesce($11, processed), \
+             total = coalesce($12, total), message = coalesce($13, message), \
+             result = coalesce($14, result), warnings = coalesce($15, warnings) \
+             where id = $16 and state = $17 and attempt = $18 \
+             and (lease_owner = $19 or (lease_owner is null and $19 is null)) \
+             and (cancel_requested_at is null) = $20 \
+             returning {JOB_COLUMNS}"
+        );
+        let owner = before.lease.map(|l| l.owner);
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as::<_, JobRow>(&sql)
+                .bind(next.state.as_str())
+                .bind(i64::from(next.attempt))
+                .bind(next.run_at)
+                .bind(next.lease.map(|l| l.owner))
+                .bind(next.lease.map(|l| l.expires_at))
+                .bind(next.cancel_requested_at)
+                .bind(next.started_at)
+                .bind(next.finished_at)
+                .bind(&next.error)
+                .bind(outcome.progress.map(i64::from))
+                .bind(outcome.processed.map(|p| p as i64))
+                .bind(outcome.total.map(|t| t as i64))
+                .bind(&outcome.message)
+                .bind(&outcome.result)
+                .bind(&outcome.warnings)
+                .bind(id)
+                .bind(before.state.as_str())
+                .bind(i64::from(before.attempt))
+                .bind(owner)
+                .bind(before.cancel_requested_at.is_none())
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    /// Stores a running job's progress, if `owner` still holds `attempt` of it.
+    pub async fn write_progress(
+        &self,
+        id: Uuid,
+        owner: Uuid,
+        attempt: u32,
+        progress: &ProgressRow,
+    ) -> Result<bool, StoreError> {
+        let sql = "update jobs set progress = $1, processed = $2, total = $3, message = $4 \
+                   where id = $5 and state = 'running' and attempt = $6 and lease_owner = $7";
+        let done = on_pool!(self, pool => {
+            sqlx::query(sql)
+                .bind(i64::from(progress.progress))
+                .bind(progress.processed as i64)
+                .bind(progress.total.map(|t| t as i64))
+                .bind(&progress.message)
+                .bind(id)
+                .bind(i64::from(attempt))
+                .bind(owner)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(done == 1)
+    }
+
+    /// Stores a running job's checkpoint, if `owner` still holds `attempt` of it.
+    pub async fn write_checkpoint(
+        &self,
+        id: Uuid,
+        owner: Uuid,
+        attempt: u32,
+        checkpoint: &str,
+    ) -> Result<bool, StoreError> {
+        let sql = "update jobs set checkpoint = $1 \
+                   where id = $2 and state = 'running' and attempt = $3 and lease_owner = $4";
+        let done = on_pool!(self, pool => {
+            sqlx::query(sql)
+                .bind(checkpoint)
+                .bind(id)
+                .bind(i64::from(attempt))
+                .bind(owner)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(done == 1)
+    }
+
+    /// Asks the running job `id` to yield (preemption); `false` when it is not running.
+    pub async fn request_yield(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let sql = "update jobs set yield_requested_at = coalesce(yield_requested_at, $1) \
+                   where id = $2 and state = 'running'";
+        let done = on_pool!(self, pool => {
+            sqlx::query(sql).bind(now).bind(id).execute(pool).await?.rows_affected()
+        });
+        Ok(done == 1)
+    }
+
+    /// Extends the leases of the jobs in `ids` that `owner` still runs; returns them with their
+    /// cancel and yield requests, so a request made through another process reaches the task.
+    pub async fn renew_leases(
+        &self,
+        owner: Uuid,
+        ids: &[Uuid],
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<Renewed>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(on_pool!(self, pool => {
+            let mut builder = sqlx::QueryBuilder::new("update jobs set lease_expires_at = ");
+            builder
+                .push_bind(lease_until)
+                .push(", heartbeat_at = ")
+                .push_bind(now)
+                .push(" where state = 'running' and lease_owner = ")
+                .push_bind(owner)
+                .push(" and id in (");
+            let mut list = builder.separated(", ");
+            for id in ids {
+                list.push_bind(*id);
+            }
+            builder.push(") returning id, attempt, cancel_requested_at, yield_requested_at");
+            builder.build_query_as::<Renewed>().fetch_all(pool).await?
+        }))
+    }
+
+    /// Running jobs whose lease ran out before `now`.
+    pub async fn expired_jobs(&self, now: DateTime<Utc>) -> Result<Vec<JobRow>, StoreError> {
+        let sql = format!(
+            "select {JOB_COLUMNS} from jobs where state = 'running' and lease_expires_at < $1 \
+             order by id limit 100"
+        );
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as::<_, JobRow>(&sql).bind(now).fetch_all(pool).await?
+        }))
+    }
+
+    /// A page of jobs, newest first.
+    pub async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<JobRow>, StoreError> {
+        Ok(on_pool!(self, pool => {
+            let mut builder = sqlx::QueryBuilder::new(format!("select {JOB_COLUMNS} from jobs where 1 = 1"));
+            if let Some(state) = filter.state {
+                builder.push(" and state = ").push_bind(state.as_str());
+            }
+            if let Some(sync_type) = &filter.sync_type {
+                builder.push(" and sync_type = ").push_bind(sync_type.clone());
+            }
+            if let Some(q) = &filter.q {
+                let pattern = format!(
+                    "%{}%",
+                    q.to_lowercase()
+                        .replace('\\', "\\\\")
+                        .replace('%', "\\%")
+                        .replace('_', "\\_")
+                );
+                builder.push(" and (");
+                for (i, column) in ["sync_type", "message", "error", "triggered_by"]
+                    .iter()
+                    .enumerate()
+                {
+                    if i > 0 {
+                        builder.push(" or ");
+                    }
+                    builder
+                        .push(format!("lower(coalesce({column}, '')) like "))
+                        .push_bind(pattern.clone())
+                        .push(" escape '\\'");
+                }
+                builder.push(")");
+            }
+            if let Some(before) = filter.before {
+                builder.push(" and id < ").push_bind(before);
+            }
+            builder
+                .push(" order by id desc limit ")
+                .push_bind(i64::from(filter.limit));
+            builder.build_query_as::<JobRow>().fetch_all(pool).await?
+        }))
+    }
+
+    /// The pending jobs in claim order, at most `limit`, and the running exclusive job.
+    pub async fn queue(&self, limit: u32) -> Result<(Option<JobRow>, Vec<JobRow>), StoreError> {
+        let running = format!(
+            "select {JOB_COLUMNS} from jobs where state = 'running' and exclusive = $1 limit 1"
+        );
+        let pending = format!(
+            "select {JOB_COLUMNS} from jobs where state = 'pending' \
+             order by priority desc, id limit $1"
+        );
+        Ok(on_pool!(self, pool => {
+            let current = sqlx::query_as::<_, JobRow>(&running).bind(true).fetch_optional(pool).await?;
+            let queue = sqlx::query_as::<_, JobRow>(&pending)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?;
+            (current, queue)
+        }))
+    }
+
+    /// How many jobs wait and run.
+    pub async fn queue_counts(&self) -> Result<QueueCounts, StoreError> {
+        let sql = "select \
+                   coalesce(sum(case when state = 'pending' then 1 else 0 end), 0), \
+                   coalesce(sum(case when state = 'running' then 1 else 0 end), 0) \
+                   from jobs where state in ('pending', 'running')";
+        let (pending, running): (i64, i64) =
+            on_pool!(self, pool => sqlx::query_as(sql).fetch_one(pool).await?);
+        Ok(QueueCounts {
+            pending: pending.max(0) as u64,
+            running: running.max(0) as u64,
+        })
+    }
+
+    /// What the status view needs to know about one sync type.
+    pub async fn type_facts(&self, sync_type: &str) -> Result<TypeFacts, StoreError> {
+        let running = format!(
+            "select {JOB_COLUMNS} from jobs where sync_type = $1 and state = 'running' \
+             order by id limit 1"
+        );
+        let pending = "select id from jobs where sync_type = $1 and state = 'pending' \
+                       order by id limit 1";
+        let last = format!(
+            "select {JOB_COLUMNS} from jobs where sync_type = $1 \
+             and state in ('completed', 'failed', 'cancelled') \
+             order by finished_at desc, id desc limit 1"
+        );
+        let success =
+            "select max(finished_at) from jobs where sync_type = $1 and state = 'completed'";
+        let errors = "select count(*) from jobs where sync_type = $1 and state = 'failed' \
+                      and finished_at > coalesce((select max(finished_at) from jobs \
+                      where sync_type = $1 and state = 'completed'), $2)";
+        Ok(on_pool!(self, pool => {
+            let running = sqlx::query_as::<_, JobRow>(&running).bind(sync_type).fetch_optional(pool).await?;
+            let pending: Option<Uuid> = sqlx::query_scalar(pending).bind(sync_type).fetch_optional(pool).await?;
+            let last_finished = sqlx::query_as::<_, JobRow>(&last).bind(sync_type).fetch_optional(pool).await?;
+            let last_success: Option<DateTime<Utc>> =
+                sqlx::query_scalar(success).bind(sync_type).fetch_one(pool).await?;
+            let consecutive: i64 = sqlx::query_scalar(errors)
+                .bind(sync_type)
+                .bind(DateTime::<Utc>::UNIX_EPOCH)
+                .fetch_one(pool)
+                .await?;
+            TypeFacts {
+                running,
+                pending,
+                last_finished,
+                last_success,
+                consecutive_errors: consecutive.max(0) as u64,
+            }
+        }))
+    }
+
+    /// Deletes the finished jobs of `sync_type` beyond the newest `keep`; returns how many.
+    pub async fn prune_jobs(&self, sync_type: &str, keep: u32) -> Result<u64, StoreError> {
+        let sql = "delete from jobs where sync_type = $1 \
+                   and state in ('completed', 'failed', 'cancelled') \
+                   and id not in (select id from jobs where sync_type = $1 \
+                   and state in ('completed', 'failed', 'cancelled') \
+                   order by finished_at desc, id desc limit $2)";
+        Ok(on_pool!(self, pool => {
+            sqlx::query(sql)
+                .bind(sync_type)
+                .bind(i64::from(keep))
+                .execute(pool)
+                .await?
+                .rows_affected()
+        }))
+    }
+
+    /// Upserts records by id in one transaction (the `records` task, one batch at a time).
+    pub async fn upsert_records(
+        &self,
+        job_id: Uuid,
+        records: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let now = Utc::now();
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for chunk in records.chunks(1000) {
+                let mut builder =
+                    sqlx::QueryBuilder::new("insert into records (id, data, job_id, updated_at) ");
+                builder.push_values(chunk, |mut b, (id, data)| {
+                    b.push_bind(id.clone())
+                        .push_bind(data.clone())
+                        .push_bind(job_id)
+                        .push_bind(now);
+                });
+                builder.push(
+                    " on conflict (id) do update set data = excluded.data, \
+                     job_id = excluded.job_id, updated_at = excluded.updated_at",
+                );
+                builder.build().execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// How many records are stored.
+    pub async fn count_records(&self) -> Result<u64, StoreError> {
+        let n: i64 = on_pool!(self, pool => {
+            sqlx::query_scalar("select count(*) from records").fetch_one(pool).await?
+        });
+        Ok(n.max(0) as u64)
+    }
+}
