@@ -7,6 +7,7 @@ use std::{
 };
 
 use chrono::Utc;
+use futures::FutureExt;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -231,9 +232,20 @@ impl Engine {
         });
 
         let grace = inner.settings.cancel_grace;
+        // A panicking task fails its job instead of taking the worker (and its lease) with it.
+        let task = std::panic::AssertUnwindSafe(ty.task.run(&ctx)).catch_unwind();
         let outcome = tokio::select! {
-            result = tokio::time::timeout(ty.timeout, ty.task.run(&ctx)) => match result {
-                Ok(result) => result,
+            result = tokio::time::timeout(ty.timeout, task) => match result {
+                Ok(Ok(result)) => result,
+                Ok(Err(panic)) => {
+                    let message = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "no message".into());
+                    tracing::error!(job = %row.id, sync_type = %row.sync_type, "the task panicked: {message}");
+                    Err(TaskError::Fatal(format!("the task panicked: {message}")))
+                }
                 Err(_) => Err(TaskError::Retryable(format!(
                     "the attempt took longer than the type's timeout of {:?}",
                     ty.timeout
@@ -305,13 +317,28 @@ impl Engine {
         outcome: Outcome,
     ) -> Option<JobRow> {
         let store = &self.inner.store;
+        // `before` is what the claim returned; a cancel requested since is only in the database.
+        let mut fresh = false;
         for _ in 0..10 {
             let next = match apply(&before, transition.clone(), Utc::now()) {
                 Ok(next) => next,
-                Err(refused) => {
+                Err(refused) if fresh => {
                     tracing::warn!(job = %id, %refused, "dropped the result of a late worker");
                     return None;
                 }
+                Err(_) => match store.get_job(id).await {
+                    Ok(Some(row)) => {
+                        before = row.lifecycle();
+                        fresh = true;
+                        continue;
+                    }
+                    Ok(None) => return None,
+                    Err(err) => {
+                        tracing::warn!(job = %id, error = %err, "could not read the job back");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
+                    }
+                },
             };
             match store.write_transition(id, &before, &next, &outcome).await {
                 Ok(Some(row)) => {
@@ -319,7 +346,10 @@ impl Engine {
                     return Some(row);
                 }
                 Ok(None) => match store.get_job(id).await {
-                    Ok(Some(row)) => before = row.lifecycle(),
+                    Ok(Some(row)) => {
+                        before = row.lifecycle();
+                        fresh = true;
+                    }
                     Ok(None) => return None,
                     Err(err) => {
                         tracing::warn!(job = %id, error = %err, "could not read the job back");
