@@ -12,15 +12,7 @@ use std::{
 use common::TestDb;
 
 fn baton() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_baton"));
-    // Keep the developer's own environment and files out of it.
-    for (key, _) in std::env::vars() {
-        if key.starts_with("BATON_") {
-            command.env_remove(key);
-        }
-    }
-    command.env("BATON_CONFIG", "/dev/null");
-    command
+    common::baton_command()
 }
 
 /// A `baton serve` child on a free port, started with `env`.
@@ -173,7 +165,7 @@ fn migrate_creates_the_sqlite_database_and_reports_the_applied_versions() {
         String::from_utf8_lossy(&output.stderr)
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("1 migrations applied: [1]"), "{stdout}");
+    assert!(stdout.contains("2 migrations applied: [1, 2]"), "{stdout}");
     assert!(dir.path().join("baton.db").is_file());
     // Again: nothing new, same answer.
     let again = baton()
@@ -181,7 +173,7 @@ fn migrate_creates_the_sqlite_database_and_reports_the_applied_versions() {
         .arg("migrate")
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&again.stdout).contains("1 migrations applied: [1]"));
+    assert!(String::from_utf8_lossy(&again.stdout).contains("2 migrations applied: [1, 2]"));
 }
 
 #[test]

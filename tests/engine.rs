@@ -109,10 +109,13 @@ async fn finished(engine: &Engine, job: Uuid) -> Job {
     wait_for(engine, job, |j| j.state.is_terminal()).await
 }
 
+/// What a `Recorder` saw: (sync type, job, start, end) per run.
+type Runs = Arc<Mutex<Vec<(String, Uuid, Instant, Instant)>>>;
+
 /// Records when each of its jobs ran; sleeps `work` (stopping early when told).
 struct Recorder {
     work: Duration,
-    runs: Arc<Mutex<Vec<(String, Uuid, Instant, Instant)>>>,
+    runs: Runs,
 }
 
 #[async_trait]
@@ -204,12 +207,7 @@ impl SyncTask for Chatty {
     }
 }
 
-fn slow(
-    name: &str,
-    priority: i64,
-    exclusive: bool,
-    work_ms: u64,
-) -> (SyncType, Arc<Mutex<Vec<(String, Uuid, Instant, Instant)>>>) {
+fn slow(name: &str, priority: i64, exclusive: bool, work_ms: u64) -> (SyncType, Runs) {
     let runs = Arc::new(Mutex::new(Vec::new()));
     let task = Recorder {
         work: Duration::from_millis(work_ms),

@@ -228,7 +228,9 @@ async fn the_heartbeat_reaches_the_stream_and_renews_the_instance_row() {
     let frame = sse.next(WAIT).await.unwrap();
     assert_eq!(frame.event, "heartbeat");
     let event: LiveEvent = serde_json::from_str(&frame.data).unwrap();
-    let EventKind::Heartbeat(beat) = event.kind;
+    let EventKind::Heartbeat(beat) = event.kind else {
+        panic!("expected a heartbeat, got {:?}", event.kind)
+    };
     assert_eq!(beat.database, DatabaseHealth::Ok);
     assert_eq!(beat.instance_id, app.state.instance.id.to_string());
     let row = app

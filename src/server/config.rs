@@ -562,7 +562,7 @@ mod tests {
         let file = dir.path().join("baton.toml");
         std::fs::write(
             &file,
-            "[sync_types.orders]\npriority = 9\n\n[sync_types.hr]\npriority = 2\nexclusive = false\n",
+            "[sync_types.orders]\npriority = 9\n\n[sync_types.hr]\npriority = 2\nexclusive = false\ntask = { kind = \"noop\" }\n",
         )
         .unwrap();
         let config = Config::load_from(Some(&file), &Overrides::default(), env(&[])).unwrap();

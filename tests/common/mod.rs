@@ -17,6 +17,26 @@ use baton::server::{
 use futures::StreamExt;
 use sqlx::{Connection, Executor, PgConnection};
 
+/// The `baton` binary, with the developer's own `BATON_*` environment and `baton.toml` kept out.
+pub fn baton_command() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_baton"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("BATON_") {
+            command.env_remove(key);
+        }
+    }
+    command.env("BATON_CONFIG", "/dev/null");
+    command
+}
+
+/// The environment variable that points `baton serve` at this database.
+pub fn database_env(db: &TestDb) -> (&'static str, String) {
+    match db {
+        TestDb::Sqlite(dir) => ("BATON_DATA_DIR", dir.path().display().to_string()),
+        TestDb::Postgres { url, .. } => ("BATON_DATABASE_URL", url.clone()),
+    }
+}
+
 /// A database that exists for one test and is removed after it.
 pub enum TestDb {
     Sqlite(tempfile::TempDir),

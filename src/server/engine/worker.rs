@@ -370,6 +370,15 @@ impl Engine {
     /// a failed attempt (a retry is coming), not by making way.
     fn announce(&self, row: &JobRow, failed_attempt: bool) {
         let job = row.to_job();
+        if job.state.is_terminal() {
+            tracing::info!(
+                job = %job.id,
+                sync_type = %job.sync_type,
+                state = job.state.as_str(),
+                attempt = job.attempt,
+                "job finished"
+            );
+        }
         let event = match job.state {
             JobState::Completed => Some(EventKind::SyncCompleted(job)),
             JobState::Failed => Some(EventKind::SyncError(job)),
