@@ -4,6 +4,7 @@
 //! bundle (Leptos + wasm-bindgen). Modules shared by both depend on neither; the server-only tree is
 //! gated once, where it is declared, so the browser build never compiles tokio, sqlx or axum.
 
+pub mod api;
 pub mod app;
 pub mod components;
 pub mod hooks;

@@ -211,6 +211,8 @@ pub struct TypeStatus {
     pub exclusive: bool,
     /// Whether it may be requested.
     pub enabled: bool,
+    /// Its jobs carry pushed records (`POST /api/jobs`), so it cannot be run without them.
+    pub takes_records: bool,
     /// Now.
     pub state: SyncState,
     /// Start of its last run.

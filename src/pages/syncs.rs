@@ -1,16 +1,292 @@
-//! The Syncs page.
+//! The Syncs page: every sync type with its state, last runs and errors; the job holding the
+//! global mutex and the queue behind it; a Run now and a Cancel button per type.
+//!
+//! It reads the status with a server function and reads it again whenever a live event says a
+//! job started, ended or the queue changed; progress bars follow `job-progress` events directly.
 
 use leptos::prelude::*;
 
-use crate::components::{EmptyState, PageHeader};
+use crate::{
+    api::{get_sync_status, CancelJob, RunSync},
+    components::{time_of_day, PageHeader},
+    hooks::use_live_events,
+    model::{EventKind, Job, JobProgress, SyncState, SyncStatus, TypeStatus},
+};
 
 /// Route component for the syncs page.
 #[component]
 pub fn SyncsPage() -> impl IntoView {
+    let live = use_live_events();
+    let run = ServerAction::<RunSync>::new();
+    let cancel = ServerAction::<CancelJob>::new();
+    // The newest event that changes what this page shows (not progress, not heartbeats).
+    let changed = Memo::new(move |_| {
+        live.recent.with(|recent| {
+            recent
+                .iter()
+                .find(|e| {
+                    matches!(
+                        e.kind,
+                        EventKind::SyncStarted(_)
+                            | EventKind::SyncCompleted(_)
+                            | EventKind::SyncError(_)
+                            | EventKind::SyncCancelled(_)
+                            | EventKind::QueueUpdated(_)
+                    )
+                })
+                .map(|e| e.id)
+        })
+    });
+    let status = Resource::new(
+        move || {
+            (
+                changed.get(),
+                live.resyncs.get(),
+                run.version().get(),
+                cancel.version().get(),
+            )
+        },
+        |_| get_sync_status(),
+    );
+    let error = move || {
+        let failed = |r: Option<Result<Job, ServerFnError>>| match r {
+            Some(Err(err)) => Some(err.to_string()),
+            _ => None,
+        };
+        failed(run.value().get()).or_else(|| failed(cancel.value().get()))
+    };
+
     view! {
-        <PageHeader title="Syncs" purpose="The sync types Baton runs, their schedules and how their last runs went."/>
-        <EmptyState headline="Sync types are not available in this version">
-            <p>"This Baton build serves the dashboard, its live connection and the server activity below; this page fills in with a later release."</p>
-        </EmptyState>
+        <PageHeader title="Syncs" purpose="The sync types Baton runs, what runs now, what waits, and how their last runs went."/>
+        <Show when=move || error().is_some()>
+            <p class="notice notice-error" role="alert">{move || error().unwrap_or_default()}</p>
+        </Show>
+        <Transition fallback=|| view! { <p class="loading">"Loading sync status…"</p> }>
+            {move || {
+                status
+                    .get()
+                    .map(|result| match result {
+                        Ok(status) => view! { <StatusView status run cancel/> }.into_any(),
+                        Err(err) => view! {
+                            <p class="notice notice-error" role="alert">
+                                {format!("The sync status could not be read: {err}")}
+                            </p>
+                        }
+                        .into_any(),
+                    })
+            }}
+        </Transition>
+    }
+}
+
+/// The latest progress report of `job_id` among the recent live events.
+fn live_progress(job_id: &str) -> Option<JobProgress> {
+    let live = use_live_events();
+    live.recent.with(|recent| {
+        recent.iter().find_map(|e| match &e.kind {
+            EventKind::JobProgress(p) if p.job_id == job_id => Some(p.clone()),
+            _ => None,
+        })
+    })
+}
+
+#[component]
+fn StatusView(
+    status: SyncStatus,
+    run: ServerAction<RunSync>,
+    cancel: ServerAction<CancelJob>,
+) -> impl IntoView {
+    let SyncStatus {
+        current,
+        queue,
+        types,
+    } = status;
+    let mut types: Vec<TypeStatus> = types.into_values().collect();
+    types.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.name.cmp(&b.name)));
+    view! {
+        <section class="panel mutex-panel" aria-labelledby="mutex-heading">
+            <h2 id="mutex-heading">"Running now"</h2>
+            {match current {
+                Some(job) => view! { <CurrentJob job/> }.into_any(),
+                None => view! { <p class="muted" data-testid="mutex-free">"No exclusive sync is running."</p> }.into_any(),
+            }}
+            <h3>"Waiting"</h3>
+            {if queue.is_empty() {
+                view! { <p class="muted">"Nothing waits."</p> }.into_any()
+            } else {
+                view! {
+                    <ol class="queue" aria-label="Queue in run order">
+                        {queue
+                            .into_iter()
+                            .map(|job| view! {
+                                <li data-type=job.sync_type.clone()>
+                                    <strong>{job.sync_type.clone()}</strong>
+                                    <span class="muted">
+                                        {format!(" · priority {} · {}", job.priority, job.source.as_str())}
+                                        {job.error.clone().map(|e| format!(" · retrying after: {e}"))}
+                                    </span>
+                                </li>
+                            })
+                            .collect_view()}
+                    </ol>
+                }
+                .into_any()
+            }}
+        </section>
+        <section class="panel" aria-labelledby="types-heading">
+            <h2 id="types-heading">"Sync types"</h2>
+            <table class="sync-table">
+                <thead>
+                    <tr>
+                        <th scope="col">"Type"</th>
+                        <th scope="col">"State"</th>
+                        <th scope="col">"Last run"</th>
+                        <th scope="col">"Last success"</th>
+                        <th scope="col">"Items"</th>
+                        <th scope="col"><span class="visually-hidden">"Actions"</span></th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {types.into_iter().map(|t| view! { <TypeRow t run cancel/> }).collect_view()}
+                </tbody>
+            </table>
+        </section>
+    }
+}
+
+#[component]
+fn CurrentJob(job: Job) -> impl IntoView {
+    let id = job.id.clone();
+    let progress = move || live_progress(&id);
+    let (initial, message) = (job.progress, job.message.clone());
+    view! {
+        <div class="current-job" data-testid="current-job" data-type=job.sync_type.clone()>
+            <p>
+                <strong>{job.sync_type.clone()}</strong>
+                " holds the sync lock"
+                {job.started_at.map(|at| format!(" since {}", time_of_day(at)))}
+            </p>
+            <ProgressBar
+                percent=Signal::derive({
+                    let progress = progress.clone();
+                    move || progress().map(|p| p.progress).unwrap_or(initial)
+                })
+                label=Signal::derive(move || {
+                    progress().and_then(|p| p.message).or_else(|| message.clone()).unwrap_or_default()
+                })
+            />
+        </div>
+    }
+}
+
+#[component]
+fn ProgressBar(percent: Signal<u8>, label: Signal<String>) -> impl IntoView {
+    view! {
+        <div class="progress">
+            <div
+                class="progress-track"
+                role="progressbar"
+                aria-valuemin="0"
+                aria-valuemax="100"
+                aria-valuenow=move || percent.get().to_string()
+            >
+                <div class="progress-fill" style:width=move || format!("{}%", percent.get())></div>
+            </div>
+            <span class="progress-label">{move || format!("{}% {}", percent.get(), label.get())}</span>
+        </div>
+    }
+}
+
+fn state_label(state: SyncState) -> (&'static str, &'static str) {
+    match state {
+        SyncState::Idle => ("idle", "Idle"),
+        SyncState::Running => ("running", "Running"),
+        SyncState::Success => ("success", "Succeeded"),
+        SyncState::Error => ("error", "Failed"),
+    }
+}
+
+#[component]
+fn TypeRow(
+    t: TypeStatus,
+    run: ServerAction<RunSync>,
+    cancel: ServerAction<CancelJob>,
+) -> impl IntoView {
+    let (class, label) = state_label(t.state);
+    let name = t.name.clone();
+    let running = t.running_job.clone();
+    let waiting = t.pending_job.is_some();
+    let items = match (t.processed, t.total) {
+        (Some(p), Some(total)) => format!("{p} / {total}"),
+        (Some(p), None) => p.to_string(),
+        _ => "–".into(),
+    };
+    let live = running.clone().map(|id| {
+        let id2 = id.clone();
+        view! {
+            <ProgressBar
+                percent=Signal::derive(move || live_progress(&id).map(|p| p.progress).unwrap_or(0))
+                label=Signal::derive(move || live_progress(&id2).and_then(|p| p.message).unwrap_or_default())
+            />
+        }
+    });
+    let action = match running {
+        Some(job) => {
+            let title = format!("Cancel the running {name} sync");
+            view! {
+                <button class="button button-secondary" title=title on:click=move |_| {
+                    cancel.dispatch(CancelJob { id: job.clone() });
+                }>"Cancel"</button>
+            }
+            .into_any()
+        }
+        None if t.takes_records => view! {
+            <span class="muted" title="Its jobs carry records pushed with POST /api/jobs">"pushed by API"</span>
+        }
+        .into_any(),
+        None => {
+            let sync_type = name.clone();
+            let title = format!("Run the {name} sync now");
+            view! {
+                <button
+                    class="button"
+                    title=title
+                    disabled=waiting || !t.enabled
+                    on:click=move |_| { run.dispatch(RunSync { sync_type: sync_type.clone() }); }
+                >
+                    {if waiting { "Queued" } else { "Run now" }}
+                </button>
+            }
+            .into_any()
+        }
+    };
+    view! {
+        <tr data-type=t.name.clone() data-state=class>
+            <th scope="row">
+                <span class="type-name">{t.name.clone()}</span>
+                <span class="type-meta">
+                    {format!("priority {}", t.priority)}
+                    {t.exclusive.then_some(" · exclusive")}
+                    {(!t.enabled).then_some(" · disabled")}
+                </span>
+            </th>
+            <td>
+                <span class=format!("state state-{class}")>{label}</span>
+                {live}
+                {t.last_error.clone().map(|e| view! {
+                    <p class="row-error">
+                        {e}
+                        {(t.consecutive_errors > 1).then(|| format!(" ({} failures in a row)", t.consecutive_errors))}
+                    </p>
+                })}
+            </td>
+            <td>
+                {t.last_run.map(time_of_day).unwrap_or_else(|| "never".into())}
+                {t.last_duration_ms.map(|ms| view! { <span class="muted">{format!(" · {:.1} s", ms as f64 / 1000.0)}</span> })}
+            </td>
+            <td>{t.last_success.map(time_of_day).unwrap_or_else(|| "never".into())}</td>
+            <td>{items}</td>
+            <td class="actions">{action}</td>
+        </tr>
     }
 }

@@ -305,16 +305,28 @@ impl Engine {
             )));
         }
         task::parse_records(records).map_err(EngineError::Invalid)?;
+        let job = self
+            .enqueue(sync_type, Some(records.to_string()), request)
+            .await?;
+        Ok((job, false))
+    }
+
+    /// Queues a new job of `sync_type` with optional input, never deduplicated (pushed work:
+    /// each push is its own job).
+    pub async fn enqueue(
+        &self,
+        sync_type: &str,
+        input: Option<String>,
+        request: Request,
+    ) -> Result<Job, EngineError> {
+        let ty = self.sync_type(sync_type)?;
         let (row, _) = self
             .inner
             .store
-            .insert_job(
-                &new_job(&ty, &request, None, Some(records.to_string())),
-                false,
-            )
+            .insert_job(&new_job(&ty, &request, None, input), false)
             .await?;
         self.queued();
-        Ok((row.to_job(), false))
+        Ok(row.to_job())
     }
 
     /// One job.
@@ -443,6 +455,7 @@ impl Engine {
                     priority: ty.priority,
                     exclusive: ty.exclusive,
                     enabled: ty.enabled,
+                    takes_records: ty.takes_records,
                     state,
                     last_run: facts
                         .running

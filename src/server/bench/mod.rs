@@ -1,5 +1,8 @@
 //! `baton bench`: figures for the targets that live in benchmarks, never in timed tests.
 //!
+//! `--suite site` (below) measures the web app; `--suite engine` ([`engine`]) the job engine;
+//! without `--suite`, both.
+//!
 //! It measures the built site (WASM size, raw and brotli) and a real `baton serve` child process on
 //! a free port with a fresh SQLite database: time to first byte of the server-rendered home page
 //! (median and p99 per run, median over runs) and resident memory when idle. Run it from the
@@ -14,6 +17,17 @@ use std::{
 
 use anyhow::{bail, Context};
 
+mod engine;
+
+/// Which measurements to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Suite {
+    /// WASM size, server-rendered time to first byte, memory.
+    Site,
+    /// Job throughput, mutex hand-off, progress cost, progress-to-SSE latency.
+    Engine,
+}
+
 /// Options of `baton bench`.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
@@ -26,18 +40,48 @@ pub struct BenchArgs {
     /// The built site (cargo leptos build --release writes target/site)
     #[arg(long, default_value = "target/site")]
     pub site_root: PathBuf,
+    /// Only this suite (default: all)
+    #[arg(long, value_enum)]
+    pub suite: Option<Suite>,
+    /// Postgres server for the engine suite; each run creates and drops its own database
+    #[arg(
+        long,
+        env = "BATON_BENCH_POSTGRES_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    pub postgres_url: String,
+    /// Jobs per throughput run
+    #[arg(long, default_value_t = 10_000)]
+    pub jobs: usize,
+    /// Non-exclusive workers for the throughput runs
+    #[arg(long, default_value_t = 16)]
+    pub workers: usize,
+    /// Records in the progress-cost job
+    #[arg(long, default_value_t = 1_000_000)]
+    pub records: usize,
 }
 
 /// Runs every measurement and prints one line per figure.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    if args.requests == 0 || args.runs == 0 {
-        bail!("--requests and --runs must be at least 1");
+    if args.requests == 0
+        || args.runs == 0
+        || args.jobs < 4
+        || args.workers == 0
+        || args.records == 0
+    {
+        bail!("--requests, --runs, --workers and --records must be at least 1, --jobs at least 4");
     }
-    wasm_size(&args)?;
-    let mut server = ServerUnderTest::start(&args.site_root)?;
-    let result = server_figures(&args, &server).await;
-    server.stop();
-    result
+    if args.suite != Some(Suite::Engine) {
+        wasm_size(&args)?;
+        let mut server = ServerUnderTest::start(&args.site_root)?;
+        let result = server_figures(&args, &server).await;
+        server.stop();
+        result?;
+    }
+    if args.suite != Some(Suite::Site) {
+        engine::run(&args).await?;
+    }
+    Ok(())
 }
 
 fn wasm_size(args: &BenchArgs) -> anyhow::Result<()> {
@@ -172,6 +216,11 @@ impl ServerUnderTest {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let _ = self.child.wait();
     }
+}
+
+fn median_f64(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
 fn median(values: &mut [Duration]) -> Duration {

@@ -1,0 +1,74 @@
+//! Server functions: the UI's typed calls into the server. Each is a thin wrapper over the job
+//! engine, the same calls the JSON API makes; no logic lives here.
+//!
+//! They answer errors with server_fn's 500 and the message; the UI shows the message. Clients
+//! that need status codes use the JSON API (`src/server/api.rs`).
+
+use leptos::prelude::*;
+
+use crate::model::{Job, SyncStatus};
+
+#[cfg(feature = "ssr")]
+mod server {
+    use leptos::prelude::ServerFnError;
+
+    use crate::{
+        model::JobSource,
+        server::engine::{EngineError, Request},
+    };
+
+    /// What a person at the dashboard asked for.
+    pub fn dashboard() -> Request {
+        Request {
+            source: JobSource::Manual,
+            triggered_by: Some("dashboard".into()),
+            session_id: None,
+        }
+    }
+
+    /// The engine's refusal as a message for the page; database failures only in the log.
+    pub fn shown(err: EngineError) -> ServerFnError {
+        match err {
+            EngineError::Store(cause) => {
+                tracing::error!(error = %cause, "server function failed");
+                ServerFnError::new("something went wrong on the server; the details are in its log")
+            }
+            other => ServerFnError::new(other.to_string()),
+        }
+    }
+
+    pub fn job_id(raw: &str) -> Result<uuid::Uuid, ServerFnError> {
+        uuid::Uuid::parse_str(raw)
+            .map_err(|_| ServerFnError::new(format!("`{raw}` is not a job id")))
+    }
+}
+
+/// Every sync type's state, the running exclusive job and the queue.
+#[server(prefix = "/api/fn", endpoint = "sync_status")]
+pub async fn get_sync_status() -> Result<SyncStatus, ServerFnError> {
+    let state = crate::server::state::app_state()?;
+    state.engine.status().await.map_err(server::shown)
+}
+
+/// Runs a sync type now (or returns the job already waiting for it).
+#[server(prefix = "/api/fn", endpoint = "run_sync")]
+pub async fn run_sync(sync_type: String) -> Result<Job, ServerFnError> {
+    let state = crate::server::state::app_state()?;
+    let (job, _) = state
+        .engine
+        .request_sync(&sync_type, server::dashboard())
+        .await
+        .map_err(server::shown)?;
+    Ok(job)
+}
+
+/// Cancels a pending or running job.
+#[server(prefix = "/api/fn", endpoint = "cancel_job")]
+pub async fn cancel_job(id: String) -> Result<Job, ServerFnError> {
+    let state = crate::server::state::app_state()?;
+    state
+        .engine
+        .cancel(server::job_id(&id)?)
+        .await
+        .map_err(server::shown)
+}
