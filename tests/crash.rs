@@ -20,7 +20,7 @@ lease_ttl = "1s"
 lease_renew = "250ms"
 poll_interval = "50ms"
 workers = 2
-log = "info,sqlx=warn,tower_http=warn"
+log = "info,baton::server::engine::worker=debug,sqlx=warn,tower_http=warn"
 
 [sync_types.orders]
 priority = 6

@@ -116,11 +116,11 @@ async fn a_sqlite_database_is_created_with_its_directory_in_wal_mode() {
     .unwrap();
     store.migrate().await.unwrap();
     assert!(path.is_file());
-    let baton::server::store::Store::Sqlite(pool) = &store else {
+    let baton::server::store::Store::Sqlite(pools) = &store else {
         unreachable!()
     };
     let mode: String = sqlx::query_scalar("pragma journal_mode")
-        .fetch_one(pool)
+        .fetch_one(&pools.read)
         .await
         .unwrap();
     assert_eq!(mode, "wal");

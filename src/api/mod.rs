@@ -72,3 +72,42 @@ pub async fn cancel_job(id: String) -> Result<Job, ServerFnError> {
         .await
         .map_err(server::shown)
 }
+
+/// Retries a failed or cancelled job as a new job linked to it.
+#[server(prefix = "/api/fn", endpoint = "retry_job")]
+pub async fn retry_job(id: String) -> Result<Job, ServerFnError> {
+    let state = crate::server::state::app_state()?;
+    state
+        .engine
+        .retry(server::job_id(&id)?, server::dashboard())
+        .await
+        .map_err(server::shown)
+}
+
+/// The newest `limit` jobs (at most 500) matching the filters; empty strings mean "any".
+#[server(prefix = "/api/fn", endpoint = "list_jobs")]
+pub async fn list_jobs(
+    state: String,
+    sync_type: String,
+    q: String,
+    limit: u32,
+) -> Result<Vec<Job>, ServerFnError> {
+    use crate::{model::JobState, server::store::JobFilter};
+    let app = crate::server::state::app_state()?;
+    let nonempty = |s: String| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+    let job_state = match nonempty(state) {
+        None => None,
+        Some(name) => Some(
+            JobState::parse(&name)
+                .ok_or_else(|| ServerFnError::new(format!("`{name}` is not a job state")))?,
+        ),
+    };
+    let filter = JobFilter {
+        state: job_state,
+        sync_type: nonempty(sync_type),
+        q: nonempty(q),
+        before: None,
+        limit: limit.clamp(1, 500),
+    };
+    app.engine.list(&filter).await.map_err(server::shown)
+}

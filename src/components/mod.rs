@@ -3,10 +3,12 @@
 mod activity;
 mod live_status;
 mod page;
+mod progress;
 
 pub use activity::ActivityPanel;
 pub use live_status::LiveStatus;
 pub use page::{EmptyState, PageHeader};
+pub use progress::ProgressBar;
 
 use chrono::{DateTime, Utc};
 

@@ -9,7 +9,7 @@
 
 use leptos::prelude::*;
 
-use crate::model::LiveEvent;
+use crate::model::{EventKind, JobProgress, LiveEvent};
 
 /// How the page is receiving live events right now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,6 +46,41 @@ pub struct LiveEvents {
     /// Counts the times the server said this page's view is stale; pages that hold server state
     /// track it and refetch.
     pub resyncs: ReadSignal<u32>,
+}
+
+impl LiveEvents {
+    /// The id of the newest event that changes which jobs exist or what state they are in
+    /// (started, ended, queue changed; not progress or heartbeats). Pages that list jobs refetch
+    /// when it changes.
+    pub fn job_changes(self) -> Memo<Option<u64>> {
+        Memo::new(move |_| {
+            self.recent.with(|recent| {
+                recent
+                    .iter()
+                    .find(|e| {
+                        matches!(
+                            e.kind,
+                            EventKind::SyncStarted(_)
+                                | EventKind::SyncCompleted(_)
+                                | EventKind::SyncError(_)
+                                | EventKind::SyncCancelled(_)
+                                | EventKind::QueueUpdated(_)
+                        )
+                    })
+                    .map(|e| e.id)
+            })
+        })
+    }
+
+    /// The latest progress report of `job_id` among the recent events.
+    pub fn progress_of(self, job_id: &str) -> Option<JobProgress> {
+        self.recent.with(|recent| {
+            recent.iter().find_map(|e| match &e.kind {
+                EventKind::JobProgress(p) if p.job_id == job_id => Some(p.clone()),
+                _ => None,
+            })
+        })
+    }
 }
 
 /// Starts the connection (in the browser) and makes it available to every page below.

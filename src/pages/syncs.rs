@@ -8,9 +8,9 @@ use leptos::prelude::*;
 
 use crate::{
     api::{get_sync_status, CancelJob, RunSync},
-    components::{time_of_day, PageHeader},
+    components::{time_of_day, PageHeader, ProgressBar},
     hooks::use_live_events,
-    model::{EventKind, Job, JobProgress, SyncState, SyncStatus, TypeStatus},
+    model::{Job, JobProgress, SyncState, SyncStatus, TypeStatus},
 };
 
 /// Route component for the syncs page.
@@ -19,24 +19,7 @@ pub fn SyncsPage() -> impl IntoView {
     let live = use_live_events();
     let run = ServerAction::<RunSync>::new();
     let cancel = ServerAction::<CancelJob>::new();
-    // The newest event that changes what this page shows (not progress, not heartbeats).
-    let changed = Memo::new(move |_| {
-        live.recent.with(|recent| {
-            recent
-                .iter()
-                .find(|e| {
-                    matches!(
-                        e.kind,
-                        EventKind::SyncStarted(_)
-                            | EventKind::SyncCompleted(_)
-                            | EventKind::SyncError(_)
-                            | EventKind::SyncCancelled(_)
-                            | EventKind::QueueUpdated(_)
-                    )
-                })
-                .map(|e| e.id)
-        })
-    });
+    let changed = live.job_changes();
     let status = Resource::new(
         move || {
             (
@@ -81,13 +64,7 @@ pub fn SyncsPage() -> impl IntoView {
 
 /// The latest progress report of `job_id` among the recent live events.
 fn live_progress(job_id: &str) -> Option<JobProgress> {
-    let live = use_live_events();
-    live.recent.with(|recent| {
-        recent.iter().find_map(|e| match &e.kind {
-            EventKind::JobProgress(p) if p.job_id == job_id => Some(p.clone()),
-            _ => None,
-        })
-    })
+    use_live_events().progress_of(job_id)
 }
 
 #[component]
@@ -175,24 +152,6 @@ fn CurrentJob(job: Job) -> impl IntoView {
                     progress().and_then(|p| p.message).or_else(|| message.clone()).unwrap_or_default()
                 })
             />
-        </div>
-    }
-}
-
-#[component]
-fn ProgressBar(percent: Signal<u8>, label: Signal<String>) -> impl IntoView {
-    view! {
-        <div class="progress">
-            <div
-                class="progress-track"
-                role="progressbar"
-                aria-valuemin="0"
-                aria-valuemax="100"
-                aria-valuenow=move || percent.get().to_string()
-            >
-                <div class="progress-fill" style:width=move || format!("{}%", percent.get())></div>
-            </div>
-            <span class="progress-label">{move || format!("{}% {}", percent.get(), label.get())}</span>
         </div>
     }
 }

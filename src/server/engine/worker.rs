@@ -371,7 +371,7 @@ impl Engine {
     fn announce(&self, row: &JobRow, failed_attempt: bool) {
         let job = row.to_job();
         if job.state.is_terminal() {
-            tracing::info!(
+            tracing::debug!(
                 job = %job.id,
                 sync_type = %job.sync_type,
                 state = job.state.as_str(),

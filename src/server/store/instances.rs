@@ -68,13 +68,13 @@ impl Store {
     pub async fn instance(&self, id: Uuid) -> Result<Option<InstanceRow>, StoreError> {
         let sql = "select id, version, hostname, pid, started_at, heartbeat_at, stopped_at \
                    from instances where id = $1";
-        Ok(on_pool!(self, pool => sqlx::query_as(sql).bind(id).fetch_optional(pool).await?))
+        Ok(on_pool!(read self, pool => sqlx::query_as(sql).bind(id).fetch_optional(pool).await?))
     }
 
     /// Processes that have not stopped, newest first.
     pub async fn running_instances(&self) -> Result<Vec<InstanceRow>, StoreError> {
         let sql = "select id, version, hostname, pid, started_at, heartbeat_at, stopped_at \
                    from instances where stopped_at is null order by started_at desc";
-        Ok(on_pool!(self, pool => sqlx::query_as(sql).fetch_all(pool).await?))
+        Ok(on_pool!(read self, pool => sqlx::query_as(sql).fetch_all(pool).await?))
     }
 }

@@ -286,7 +286,7 @@ impl Store {
             "select {JOB_COLUMNS} from jobs where sync_type = $1 and state = 'pending' \
              order by id limit 1"
         );
-        Ok(on_pool!(self, pool => {
+        Ok(on_pool!(read self, pool => {
             sqlx::query_as::<_, JobRow>(&sql).bind(sync_type).fetch_optional(pool).await?
         }))
     }
@@ -294,7 +294,7 @@ impl Store {
     /// One job by id.
     pub async fn get_job(&self, id: Uuid) -> Result<Option<JobRow>, StoreError> {
         let sql = format!("select {JOB_COLUMNS} from jobs where id = $1");
-        Ok(on_pool!(self, pool => {
+        Ok(on_pool!(read self, pool => {
             sqlx::query_as::<_, JobRow>(&sql).bind(id).fetch_optional(pool).await?
         }))
     }
@@ -318,7 +318,8 @@ impl Store {
         let set = "state = 'running', attempt = attempt + 1, lease_owner = $1, \
                    lease_expires_at = $2, started_at = $3, heartbeat_at = $3, dedupe_key = null";
         let result = match self {
-            Store::Sqlite(pool) => {
+            Store::Sqlite(pools) => {
+                let pool = &pools.write;
                 let sql = format!(
                     "update jobs set {set} where id in (select id from jobs \
                      where state = 'pending' and run_at <= $3 \
@@ -522,14 +523,14 @@ impl Store {
             "select {JOB_COLUMNS} from jobs where state = 'running' and lease_expires_at < $1 \
              order by id limit 100"
         );
-        Ok(on_pool!(self, pool => {
+        Ok(on_pool!(read self, pool => {
             sqlx::query_as::<_, JobRow>(&sql).bind(now).fetch_all(pool).await?
         }))
     }
 
     /// A page of jobs, newest first.
     pub async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<JobRow>, StoreError> {
-        Ok(on_pool!(self, pool => {
+        Ok(on_pool!(read self, pool => {
             let mut builder = sqlx::QueryBuilder::new(format!("select {JOB_COLUMNS} from jobs where 1 = 1"));
             if let Some(state) = filter.state {
                 builder.push(" and state = ").push_bind(state.as_str());
@@ -579,7 +580,7 @@ impl Store {
             "select {JOB_COLUMNS} from jobs where state = 'pending' \
              order by priority desc, id limit $1"
         );
-        Ok(on_pool!(self, pool => {
+        Ok(on_pool!(read self, pool => {
             let current = sqlx::query_as::<_, JobRow>(&running).bind(true).fetch_optional(pool).await?;
             let queue = sqlx::query_as::<_, JobRow>(&pending)
                 .bind(i64::from(limit))
@@ -596,7 +597,7 @@ impl Store {
                    coalesce(sum(case when state = 'running' then 1 else 0 end), 0) \
                    from jobs where state in ('pending', 'running')";
         let (pending, running): (i64, i64) =
-            on_pool!(self, pool => sqlx::query_as(sql).fetch_one(pool).await?);
+            on_pool!(read self, pool => sqlx::query_as(sql).fetch_one(pool).await?);
         Ok(QueueCounts {
             pending: pending.max(0) as u64,
             running: running.max(0) as u64,
@@ -621,7 +622,7 @@ impl Store {
         let errors = "select count(*) from jobs where sync_type = $1 and state = 'failed' \
                       and finished_at > coalesce((select max(finished_at) from jobs \
                       where sync_type = $1 and state = 'completed'), $2)";
-        Ok(on_pool!(self, pool => {
+        Ok(on_pool!(read self, pool => {
             let running = sqlx::query_as::<_, JobRow>(&running).bind(sync_type).fetch_optional(pool).await?;
             let pending: Option<Uuid> = sqlx::query_scalar(pending).bind(sync_type).fetch_optional(pool).await?;
             let last_finished = sqlx::query_as::<_, JobRow>(&last).bind(sync_type).fetch_optional(pool).await?;
@@ -693,7 +694,7 @@ impl Store {
 
     /// How many records are stored.
     pub async fn count_records(&self) -> Result<u64, StoreError> {
-        let n: i64 = on_pool!(self, pool => {
+        let n: i64 = on_pool!(read self, pool => {
             sqlx::query_scalar("select count(*) from records").fetch_one(pool).await?
         });
         Ok(n.max(0) as u64)

@@ -1,9 +1,15 @@
 //! Durable storage: one interface, one implementation per database.
 //!
-//! `Store` is an enum over the two pools. Where the SQL is the same for both (lowercase, `$n`
+//! `Store` is an enum over the two databases. Where the SQL is the same for both (lowercase, `$n`
 //! parameters, types both drivers map the same way), one body serves both through
 //! [`on_pool!`](crate::on_pool); where it differs (claiming, locking), a method matches on the
-//! variant and each arm holds its own SQL. Migrations live in `migrations/sqlite` and
+//! variant and each arm holds its own SQL.
+//!
+//! SQLite admits one writer at a time, and a writer that finds the lock taken sleeps in SQLite's
+//! busy handler (1, 2, 5 … 100 ms), which turned a few concurrent progress writes into hundreds
+//! of milliseconds of stalls. So SQLite gets two pools: every write goes through a pool of one
+//! connection, where writers queue without sleeping, and reads (`on_pool!(read …)`) use a pool of
+//! several, which WAL lets run beside the writer. Migrations live in `migrations/sqlite` and
 //! `migrations/postgres`, numbered the same way, and run at start-up.
 
 mod instances;
@@ -26,13 +32,22 @@ use super::config::DatabaseTarget;
 static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 
-/// Handle to the database; cheap to clone (a pool inside).
+/// Handle to the database; cheap to clone (pools inside).
 #[derive(Clone, Debug)]
 pub enum Store {
     /// The embedded default: one file, WAL mode.
-    Sqlite(SqlitePool),
+    Sqlite(SqlitePools),
     /// For several instances sharing one database.
     Postgres(PgPool),
+}
+
+/// The two pools of a SQLite store.
+#[derive(Clone, Debug)]
+pub struct SqlitePools {
+    /// One connection: every write, in turn.
+    pub write: SqlitePool,
+    /// Several connections for reads.
+    pub read: SqlitePool,
 }
 
 /// Which database a [`Store`] talks to.
@@ -64,13 +79,27 @@ pub enum StoreError {
     },
 }
 
-/// Runs `$body` with `$pool` bound to whichever pool `$store` holds; for SQL both databases share.
+/// Runs `$body` with `$pool` bound to the pool of `$store` for SQL both databases share: the
+/// writer by default, the read pool with `on_pool!(read store, pool => …)` (SQLite only; Postgres
+/// has one pool).
 #[macro_export]
 #[doc(hidden)]
 macro_rules! on_pool {
+    (read $store:expr, $pool:ident => $body:expr) => {
+        match $store {
+            $crate::server::store::Store::Sqlite(pools) => {
+                let $pool = &pools.read;
+                $body
+            }
+            $crate::server::store::Store::Postgres($pool) => $body,
+        }
+    };
     ($store:expr, $pool:ident => $body:expr) => {
         match $store {
-            $crate::server::store::Store::Sqlite($pool) => $body,
+            $crate::server::store::Store::Sqlite(pools) => {
+                let $pool = &pools.write;
+                $body
+            }
             $crate::server::store::Store::Postgres($pool) => $body,
         }
     };
@@ -97,12 +126,17 @@ impl Store {
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(5))
                     .foreign_keys(true);
-                let pool = SqlitePoolOptions::new()
+                let write = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options.clone())
+                    .await?;
+                let read = SqlitePoolOptions::new()
                     .max_connections(max_connections)
                     .acquire_timeout(Duration::from_secs(5))
                     .connect_with(options)
                     .await?;
-                Ok(Store::Sqlite(pool))
+                Ok(Store::Sqlite(SqlitePools { write, read }))
             }
             DatabaseTarget::Postgres(url) => {
                 let options = PgConnectOptions::from_str(url)?;
@@ -120,7 +154,7 @@ impl Store {
     /// processes at once (sqlx takes a lock on Postgres; SQLite serialises writers).
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match self {
-            Store::Sqlite(pool) => SQLITE_MIGRATOR.run(pool).await?,
+            Store::Sqlite(pools) => SQLITE_MIGRATOR.run(&pools.write).await?,
             Store::Postgres(pool) => POSTGRES_MIGRATOR.run(pool).await?,
         }
         Ok(())
@@ -129,12 +163,12 @@ impl Store {
     /// The versions of the migrations applied to this database, oldest first.
     pub async fn applied_migrations(&self) -> Result<Vec<i64>, StoreError> {
         let sql = "select version from _sqlx_migrations where success order by version";
-        Ok(on_pool!(self, pool => sqlx::query_scalar(sql).fetch_all(pool).await?))
+        Ok(on_pool!(read self, pool => sqlx::query_scalar(sql).fetch_all(pool).await?))
     }
 
     /// One round trip: the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        on_pool!(self, pool => {
+        on_pool!(read self, pool => {
             sqlx::query("select 1").execute(pool).await?;
         });
         Ok(())
@@ -150,6 +184,12 @@ impl Store {
 
     /// Waits for checked-out connections to return, then closes the pool.
     pub async fn close(&self) {
-        on_pool!(self, pool => pool.close().await)
+        match self {
+            Store::Sqlite(pools) => {
+                pools.read.close().await;
+                pools.write.close().await;
+            }
+            Store::Postgres(pool) => pool.close().await,
+        }
     }
 }

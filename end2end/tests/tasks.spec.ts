@@ -1,0 +1,45 @@
+// The Tasks page in a real browser: filter and search the job history, look inside a job, and
+// retry a cancelled one.
+import { expect, test } from '@playwright/test';
+import { mkdirSync } from 'node:fs';
+
+const shots = 'screenshots';
+mkdirSync(shots, { recursive: true });
+
+test('filter, search, details and retry of a cancelled job', async ({ page, request }) => {
+  // A job of our own, cancelled while it waits or runs.
+  const started = await (await request.post('/api/sync/invoices', { data: { triggered_by: 'e2e' } })).json();
+  await request.post(`/api/jobs/${started.job_id}/cancel`);
+
+  await page.goto('/tasks');
+  await expect(page.getByRole('heading', { level: 1, name: 'Tasks' })).toBeVisible();
+  await expect(page.locator('.live-status')).toHaveAttribute('data-connection', 'live');
+
+  const row = page.locator(`li.job[data-job="${started.job_id}"]`);
+  await expect(row).toHaveAttribute('data-state', 'cancelled');
+  await expect(row).toContainText('api · e2e');
+
+  await page.getByLabel('State').selectOption('cancelled');
+  await expect(page.locator('li.job')).not.toHaveCount(0);
+  for (const state of await page.locator('li.job').evaluateAll((els) => els.map((e) => e.getAttribute('data-state')))) {
+    expect(state).toBe('cancelled');
+  }
+  await page.getByLabel('Search').fill('no such thing anywhere');
+  await expect(page.getByTestId('no-jobs')).toBeVisible();
+  await page.getByLabel('Search').fill('E2E');
+  await expect(row).toBeVisible();
+
+  await row.getByText('Details').click();
+  await expect(row.locator('.job-details')).toContainText(`"retry_of": null`);
+  await page.screenshot({ path: `${shots}/tasks-filtered.png`, fullPage: true });
+
+  await page.getByLabel('State').selectOption('');
+  await page.getByLabel('Search').fill('');
+  await row.getByRole('button', { name: 'Retry' }).click();
+  const retried = page.locator('li.job[data-type="invoices"]').first();
+  await expect(retried).not.toHaveAttribute('data-job', started.job_id);
+  await expect(retried).toHaveAttribute('data-state', 'completed', { timeout: 15_000 });
+  const jobs = await (await request.get('/api/jobs?sync_type=invoices&limit=1')).json();
+  expect(jobs.jobs[0].retry_of).toBe(started.job_id);
+  expect(jobs.jobs[0].source).toBe('manual');
+});
