@@ -21,7 +21,6 @@ create table jobs (
     triggered_by        text,
     session_id          blob,
     retry_of            blob,                       -- the failed or cancelled job this one retries
-    input               text,                       -- JSON the task reads (pushed records)
     checkpoint          text,                       -- JSON the task saved, to resume from
     dedupe_key          text,                       -- set while a requested job waits unclaimed
     created_at          text not null,
@@ -43,6 +42,13 @@ create unique index jobs_dedupe on jobs (dedupe_key) where dedupe_key is not nul
 create index jobs_claim on jobs (priority desc, id) where state = 'pending';
 create index jobs_running on jobs (lease_expires_at) where state = 'running';
 create index jobs_by_type on jobs (sync_type, finished_at);
+
+-- What a job's task reads (pushed records), apart from `jobs` so that the frequent small updates
+-- of a job row (progress, checkpoint, state) never rewrite a large payload.
+create table job_inputs (
+    job_id blob primary key not null references jobs (id) on delete cascade,
+    input  text not null
+) strict;
 
 -- Where the built-in `records` task upserts pushed records, by their `id`.
 create table records (

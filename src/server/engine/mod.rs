@@ -171,6 +171,9 @@ struct Inner {
     /// The queue changed; the counts are published (coalesced).
     queue_changed: Notify,
     tasks: TaskTracker,
+    /// Ends of attempts, written in batches by one writer (see `worker::write_finishes`).
+    finishes: tokio::sync::mpsc::UnboundedSender<worker::FinishRequest>,
+    finish_queue: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<worker::FinishRequest>>>,
 }
 
 impl Engine {
@@ -184,6 +187,7 @@ impl Engine {
         types: impl IntoIterator<Item = SyncType>,
     ) -> Self {
         let types = types.into_iter().map(|t| (t.name.clone(), t)).collect();
+        let (finishes, finish_queue) = tokio::sync::mpsc::unbounded_channel();
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -197,6 +201,8 @@ impl Engine {
                 wake: Notify::new(),
                 queue_changed: Notify::new(),
                 tasks: TaskTracker::new(),
+                finishes,
+                finish_queue: Mutex::new(Some(finish_queue)),
             }),
         }
     }
@@ -420,6 +426,7 @@ impl Engine {
             )));
         }
         let ty = self.sync_type(&old.sync_type)?;
+        let input = self.inner.store.job_input(id).await?;
         let request = Request {
             session_id: request.session_id.or(old.session_id),
             ..request
@@ -427,7 +434,7 @@ impl Engine {
         let (row, _) = self
             .inner
             .store
-            .insert_job(&new_job(&ty, &request, Some(id), old.input.clone()), false)
+            .insert_job(&new_job(&ty, &request, Some(id), input), false)
             .await?;
         self.queued();
         Ok(row.to_job())

@@ -19,8 +19,17 @@ use super::{
 };
 use crate::{
     model::{EventKind, JobState},
-    server::store::{ClaimScope, JobRow, Outcome},
+    server::store::{ClaimScope, JobRow, Outcome, StoreError, Transition as StoreTransition},
 };
+
+/// One end of an attempt waiting for the batch writer.
+pub(super) struct FinishRequest {
+    id: Uuid,
+    before: Lifecycle,
+    next: Lifecycle,
+    outcome: Outcome,
+    reply: tokio::sync::oneshot::Sender<Result<Option<JobRow>, StoreError>>,
+}
 
 fn chrono(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
@@ -31,6 +40,18 @@ impl Engine {
     /// their checkpoints and stop (their jobs go back to pending, to resume on the next start), and
     /// the returned handle resolves once they have, or after `drain` at most.
     pub fn start(&self, shutdown: CancellationToken, drain: Duration) -> JoinHandle<()> {
+        let finish_queue = self
+            .inner
+            .finish_queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .expect("an engine is started once");
+        let writer_stop = CancellationToken::new();
+        let writer = tokio::spawn(
+            self.clone()
+                .write_finishes(finish_queue, writer_stop.clone()),
+        );
         let loops = [
             tokio::spawn(self.clone().dispatch(shutdown.clone())),
             tokio::spawn(self.clone().keep_leases(shutdown.clone())),
@@ -65,6 +86,8 @@ impl Engine {
                      another process will take them over"
                 );
             }
+            writer_stop.cancel();
+            let _ = writer.await;
         })
     }
 
@@ -188,6 +211,24 @@ impl Engine {
             self.finish(row.id, before, fail, Outcome::default()).await;
             return;
         };
+        let input = if ty.takes_records {
+            match inner.store.job_input(row.id).await {
+                Ok(input) => input,
+                Err(err) => {
+                    // Not the task's fault: a retry, after the usual backoff.
+                    let fail = Transition::Fail {
+                        holder,
+                        error: format!("could not read the job's input: {err}"),
+                        retryable: true,
+                        backoff: chrono(ty.retry.backoff(before.attempt, fastrand::f64())),
+                    };
+                    self.finish(row.id, before, fail, Outcome::default()).await;
+                    return;
+                }
+            }
+        } else {
+            None
+        };
         let progress = Arc::new(ProgressCell::new(
             row.id,
             &row.sync_type,
@@ -198,7 +239,7 @@ impl Engine {
             sync_type: row.sync_type.clone(),
             attempt: before.attempt,
             owner: inner.owner,
-            input: row.input.clone(),
+            input,
             checkpoint: row
                 .checkpoint
                 .as_deref()
@@ -340,7 +381,7 @@ impl Engine {
                     }
                 },
             };
-            match store.write_transition(id, &before, &next, &outcome).await {
+            match self.write_batched(id, &before, &next, &outcome).await {
                 Ok(Some(row)) => {
                     self.announce(&row, matches!(transition, Transition::Fail { .. }));
                     return Some(row);
@@ -364,6 +405,100 @@ impl Engine {
         }
         tracing::error!(job = %id, "gave up storing the job's result; its lease will expire and it will be rescued");
         None
+    }
+
+    /// Hands one end of an attempt to the batch writer and waits for its answer.
+    async fn write_batched(
+        &self,
+        id: Uuid,
+        before: &Lifecycle,
+        next: &Lifecycle,
+        outcome: &Outcome,
+    ) -> Result<Option<JobRow>, StoreError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let request = FinishRequest {
+            id,
+            before: before.clone(),
+            next: next.clone(),
+            outcome: outcome.clone(),
+            reply,
+        };
+        if self.inner.finishes.send(request).is_err() {
+            return self
+                .inner
+                .store
+                .write_transition(id, before, next, outcome)
+                .await;
+        }
+        match answer.await {
+            Ok(result) => result,
+            // The writer has stopped (shutdown): write it ourselves.
+            Err(_) => {
+                self.inner
+                    .store
+                    .write_transition(id, before, next, outcome)
+                    .await
+            }
+        }
+    }
+
+    /// The batch writer: every end of an attempt waiting at that moment (up to 256) is written
+    /// in one transaction, so a thousand short jobs finishing together cost a few commits, not a
+    /// thousand. A batch that fails as a whole is written again one by one, so one bad write
+    /// cannot take the others with it.
+    async fn write_finishes(
+        self,
+        mut queue: tokio::sync::mpsc::UnboundedReceiver<FinishRequest>,
+        stop: CancellationToken,
+    ) {
+        let store = &self.inner.store;
+        loop {
+            let first = tokio::select! {
+                biased;
+                request = queue.recv() => match request {
+                    Some(request) => request,
+                    None => break,
+                },
+                _ = stop.cancelled() => break,
+            };
+            let mut batch = vec![first];
+            while batch.len() < 256 {
+                match queue.try_recv() {
+                    Ok(request) => batch.push(request),
+                    Err(_) => break,
+                }
+            }
+            let writes: Vec<StoreTransition<'_>> = batch
+                .iter()
+                .map(|r| StoreTransition {
+                    id: r.id,
+                    before: &r.before,
+                    next: &r.next,
+                    outcome: &r.outcome,
+                })
+                .collect();
+            match store.write_transitions(&writes).await {
+                Ok(rows) => {
+                    for (request, row) in batch.into_iter().zip(rows) {
+                        let _ = request.reply.send(Ok(row));
+                    }
+                }
+                Err(err) => {
+                    tracing::debug!(error = %err, size = batch.len(), "a batch of job ends failed; writing them one by one");
+                    for request in batch {
+                        let result = store
+                            .write_transition(
+                                request.id,
+                                &request.before,
+                                &request.next,
+                                &request.outcome,
+                            )
+                            .await;
+                        let _ = request.reply.send(result);
+                    }
+                }
+            }
+        }
     }
 
     /// Publishes what a written transition means; `failed_attempt`: a pending job got there by

@@ -38,7 +38,6 @@ pub struct JobRow {
     pub triggered_by: Option<String>,
     pub session_id: Option<Uuid>,
     pub retry_of: Option<Uuid>,
-    pub input: Option<String>,
     pub checkpoint: Option<String>,
     pub dedupe_key: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -49,6 +48,15 @@ pub struct JobRow {
     pub lease_expires_at: Option<DateTime<Utc>>,
     pub cancel_requested_at: Option<DateTime<Utc>>,
     pub yield_requested_at: Option<DateTime<Utc>>,
+}
+
+/// One compare-and-set write: the job, what the engine read, what it should become.
+#[derive(Clone, Copy, Debug)]
+pub struct Transition<'a> {
+    pub id: Uuid,
+    pub before: &'a Lifecycle,
+    pub next: &'a Lifecycle,
+    pub outcome: &'a Outcome,
 }
 
 /// What a new job starts with.
@@ -128,7 +136,7 @@ pub struct TypeFacts {
 
 const JOB_COLUMNS: &str = "id, sync_type, priority, exclusive, state, progress, processed, total, \
      message, error, result, warnings, attempt, max_attempts, run_at, source, triggered_by, \
-     session_id, retry_of, input, checkpoint, dedupe_key, created_at, started_at, finished_at, \
+     session_id, retry_of, checkpoint, dedupe_key, created_at, started_at, finished_at, \
      heartbeat_at, lease_owner, lease_expires_at, cancel_requested_at, yield_requested_at";
 
 fn is_unique_violation(err: &sqlx::Error) -> bool {
@@ -215,29 +223,41 @@ impl Store {
             }
             let sql = format!(
                 "insert into jobs (id, sync_type, priority, exclusive, state, max_attempts, run_at, \
-                 source, triggered_by, session_id, retry_of, input, dedupe_key, created_at) \
-                 values ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+                 source, triggered_by, session_id, retry_of, dedupe_key, created_at) \
+                 values ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9, $10, $11, $12) \
                  returning {JOB_COLUMNS}"
             );
             let id = Uuid::now_v7();
             let now = Utc::now();
-            let result = on_pool!(self, pool => {
-                sqlx::query_as::<_, JobRow>(&sql)
-                    .bind(id)
-                    .bind(&job.sync_type)
-                    .bind(job.priority)
-                    .bind(job.exclusive)
-                    .bind(i64::from(job.max_attempts.max(1)))
-                    .bind(job.run_at)
-                    .bind(job.source.as_str())
-                    .bind(&job.triggered_by)
-                    .bind(job.session_id)
-                    .bind(job.retry_of)
-                    .bind(&job.input)
-                    .bind(dedupe.then_some(&job.sync_type))
-                    .bind(now)
-                    .fetch_one(pool)
-                    .await
+            let result: Result<JobRow, sqlx::Error> = on_pool!(self, pool => {
+                async {
+                    let mut tx = pool.begin().await?;
+                    let row = sqlx::query_as::<_, JobRow>(&sql)
+                        .bind(id)
+                        .bind(&job.sync_type)
+                        .bind(job.priority)
+                        .bind(job.exclusive)
+                        .bind(i64::from(job.max_attempts.max(1)))
+                        .bind(job.run_at)
+                        .bind(job.source.as_str())
+                        .bind(&job.triggered_by)
+                        .bind(job.session_id)
+                        .bind(job.retry_of)
+                        .bind(dedupe.then_some(&job.sync_type))
+                        .bind(now)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    if let Some(input) = &job.input {
+                        sqlx::query("insert into job_inputs (job_id, input) values ($1, $2)")
+                            .bind(id)
+                            .bind(input)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    tx.commit().await?;
+                    Ok(row)
+                }
+                .await
             });
             match result {
                 Ok(row) => return Ok((row, false)),
@@ -257,12 +277,13 @@ impl Store {
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             for chunk in jobs.chunks(500) {
+                let ids: Vec<Uuid> = chunk.iter().map(|_| Uuid::now_v7()).collect();
                 let mut builder = sqlx::QueryBuilder::new(
                     "insert into jobs (id, sync_type, priority, exclusive, state, max_attempts, \
-                     run_at, source, triggered_by, input, created_at) ",
+                     run_at, source, triggered_by, created_at) ",
                 );
-                builder.push_values(chunk, |mut b, job| {
-                    b.push_bind(Uuid::now_v7())
+                builder.push_values(chunk.iter().zip(&ids), |mut b, (job, id)| {
+                    b.push_bind(*id)
                         .push_bind(job.sync_type.clone())
                         .push_bind(job.priority)
                         .push_bind(job.exclusive)
@@ -271,10 +292,18 @@ impl Store {
                         .push_bind(job.run_at)
                         .push_bind(job.source.as_str())
                         .push_bind(job.triggered_by.clone())
-                        .push_bind(job.input.clone())
                         .push_bind(now);
                 });
                 builder.build().execute(&mut *tx).await?;
+                for (job, id) in chunk.iter().zip(&ids) {
+                    if let Some(input) = &job.input {
+                        sqlx::query("insert into job_inputs (job_id, input) values ($1, $2)")
+                            .bind(*id)
+                            .bind(input)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
             }
             tx.commit().await?;
         });
@@ -288,6 +317,14 @@ impl Store {
         );
         Ok(on_pool!(read self, pool => {
             sqlx::query_as::<_, JobRow>(&sql).bind(sync_type).fetch_optional(pool).await?
+        }))
+    }
+
+    /// What the job's task reads, if it was given anything.
+    pub async fn job_input(&self, id: Uuid) -> Result<Option<String>, StoreError> {
+        let sql = "select input from job_inputs where job_id = $1";
+        Ok(on_pool!(read self, pool => {
+            sqlx::query_scalar(sql).bind(id).fetch_optional(pool).await?
         }))
     }
 
@@ -386,6 +423,23 @@ impl Store {
         next: &Lifecycle,
         outcome: &Outcome,
     ) -> Result<Option<JobRow>, StoreError> {
+        let mut rows = self
+            .write_transitions(&[Transition {
+                id,
+                before,
+                next,
+                outcome,
+            }])
+            .await?;
+        Ok(rows.pop().flatten())
+    }
+
+    /// [`Store::write_transition`] for many jobs in one transaction (the engine batches the ends
+    /// of attempts this way); one answer per transition, in order.
+    pub async fn write_transitions(
+        &self,
+        batch: &[Transition<'_>],
+    ) -> Result<Vec<Option<JobRow>>, StoreError> {
         let sql = format!(
             "update jobs set state = $1, attempt = $2, run_at = $3, lease_owner = $4, \
              lease_expires_at = $5, cancel_requested_at = $6, started_at = $7, finished_at = $8, \
@@ -400,32 +454,39 @@ impl Store {
              and (cancel_requested_at is null) = $20 \
              returning {JOB_COLUMNS}"
         );
-        let owner = before.lease.map(|l| l.owner);
-        Ok(on_pool!(self, pool => {
-            sqlx::query_as::<_, JobRow>(&sql)
-                .bind(next.state.as_str())
-                .bind(i64::from(next.attempt))
-                .bind(next.run_at)
-                .bind(next.lease.map(|l| l.owner))
-                .bind(next.lease.map(|l| l.expires_at))
-                .bind(next.cancel_requested_at)
-                .bind(next.started_at)
-                .bind(next.finished_at)
-                .bind(&next.error)
-                .bind(outcome.progress.map(i64::from))
-                .bind(outcome.processed.map(|p| p as i64))
-                .bind(outcome.total.map(|t| t as i64))
-                .bind(&outcome.message)
-                .bind(&outcome.result)
-                .bind(&outcome.warnings)
-                .bind(id)
-                .bind(before.state.as_str())
-                .bind(i64::from(before.attempt))
-                .bind(owner)
-                .bind(before.cancel_requested_at.is_none())
-                .fetch_optional(pool)
-                .await?
-        }))
+        let mut rows = Vec::with_capacity(batch.len());
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for t in batch {
+                let (next, before, outcome) = (t.next, t.before, t.outcome);
+                let row = sqlx::query_as::<_, JobRow>(&sql)
+                    .bind(next.state.as_str())
+                    .bind(i64::from(next.attempt))
+                    .bind(next.run_at)
+                    .bind(next.lease.map(|l| l.owner))
+                    .bind(next.lease.map(|l| l.expires_at))
+                    .bind(next.cancel_requested_at)
+                    .bind(next.started_at)
+                    .bind(next.finished_at)
+                    .bind(&next.error)
+                    .bind(outcome.progress.map(i64::from))
+                    .bind(outcome.processed.map(|p| p as i64))
+                    .bind(outcome.total.map(|t| t as i64))
+                    .bind(&outcome.message)
+                    .bind(&outcome.result)
+                    .bind(&outcome.warnings)
+                    .bind(t.id)
+                    .bind(before.state.as_str())
+                    .bind(i64::from(before.attempt))
+                    .bind(before.lease.map(|l| l.owner))
+                    .bind(before.cancel_requested_at.is_none())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                rows.push(row);
+            }
+            tx.commit().await?;
+        });
+        Ok(rows)
     }
 
     /// Stores a running job's progress, if `owner` still holds `attempt` of it.

@@ -16,7 +16,9 @@ mod instances;
 mod jobs;
 
 pub use instances::InstanceRow;
-pub use jobs::{ClaimScope, JobFilter, JobRow, NewJob, Outcome, ProgressRow, Renewed, TypeFacts};
+pub use jobs::{
+    ClaimScope, JobFilter, JobRow, NewJob, Outcome, ProgressRow, Renewed, Transition, TypeFacts,
+};
 
 use std::{str::FromStr, time::Duration};
 
