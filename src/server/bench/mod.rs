@@ -53,8 +53,8 @@ pub struct BenchArgs {
     /// Jobs per throughput run
     #[arg(long, default_value_t = 10_000)]
     pub jobs: usize,
-    /// Non-exclusive workers for the throughput runs
-    #[arg(long, default_value_t = 16)]
+    /// Non-exclusive workers for the throughput runs (more jobs in flight make bigger batches)
+    #[arg(long, default_value_t = 64)]
     pub workers: usize,
     /// Records in the progress-cost job
     #[arg(long, default_value_t = 1_000_000)]
