@@ -356,7 +356,7 @@ both_backends!(claims_take_the_highest_priority_then_the_oldest, |db| {
     let owner = Uuid::now_v7();
     let shared = ClaimScope {
         exclusive: false,
-        shared: true,
+        shared: 10,
     };
     let claimed = store
         .claim_jobs(
@@ -364,7 +364,6 @@ both_backends!(claims_take_the_highest_priority_then_the_oldest, |db| {
             Utc::now(),
             Utc::now() + chrono::Duration::seconds(30),
             shared,
-            10,
         )
         .await
         .unwrap();
@@ -415,15 +414,15 @@ both_backends!(the_database_itself_admits_one_running_exclusive_job, |db| {
     let until = now + chrono::Duration::seconds(30);
     let both = ClaimScope {
         exclusive: true,
-        shared: true,
+        shared: 5,
     };
     // Two processes each ask for an exclusive job: only one gets one.
     let first = store
-        .claim_jobs(Uuid::now_v7(), Utc::now(), until, both, 1)
+        .claim_jobs(Uuid::now_v7(), Utc::now(), until, both)
         .await
         .unwrap();
     let second = store
-        .claim_jobs(Uuid::now_v7(), Utc::now(), until, both, 1)
+        .claim_jobs(Uuid::now_v7(), Utc::now(), until, both)
         .await
         .unwrap();
     assert_eq!(first.len(), 1);
@@ -782,9 +781,8 @@ both_backends!(
                 now + chrono::Duration::milliseconds(100),
                 ClaimScope {
                     exclusive: true,
-                    shared: true,
+                    shared: 0,
                 },
-                1,
             )
             .await
             .unwrap()
@@ -1026,5 +1024,54 @@ both_backends!(
         );
         assert_eq!(engine.running_here(), 0);
         running.shutdown().await;
+    }
+);
+
+both_backends!(
+    one_claim_fills_the_mutex_and_the_shared_slots_side_by_side,
+    |db| {
+        let store = db.store().await;
+        let now = Utc::now();
+        for (t, priority, exclusive) in [
+            ("ex_low", 1, true),
+            ("ex_high", 2, true),
+            ("sh_a", 5, false),
+            ("sh_b", 4, false),
+            ("sh_c", 3, false),
+        ] {
+            let job = NewJob {
+                sync_type: t.into(),
+                priority,
+                exclusive,
+                max_attempts: 1,
+                run_at: now,
+                source: JobSource::Api,
+                triggered_by: None,
+                session_id: None,
+                retry_of: None,
+                input: None,
+            };
+            store.insert_job(&job, false).await.unwrap();
+        }
+        let until = now + chrono::Duration::seconds(30);
+        let scope = ClaimScope {
+            exclusive: true,
+            shared: 2,
+        };
+        let claimed = store
+            .claim_jobs(Uuid::now_v7(), Utc::now(), until, scope)
+            .await
+            .unwrap();
+        let names: Vec<_> = claimed.iter().map(|j| j.sync_type.as_str()).collect();
+        // The best exclusive job and the two best shared ones; a low-priority exclusive job does not
+        // wait behind shared ones, which fill other slots.
+        assert_eq!(names, ["sh_a", "sh_b", "ex_high"]);
+        // The mutex is held now: the next claim takes only shared work.
+        let next = store
+            .claim_jobs(Uuid::now_v7(), Utc::now(), until, scope)
+            .await
+            .unwrap();
+        let names: Vec<_> = next.iter().map(|j| j.sync_type.as_str()).collect();
+        assert_eq!(names, ["sh_c"]);
     }
 );

@@ -107,6 +107,17 @@ fn settings(workers: usize) -> EngineSettings {
     }
 }
 
+/// An engine of its own process id on `store`, running `ty`.
+fn engine(store: &Store, events: &EventBus, workers: usize, ty: SyncType) -> Engine {
+    Engine::new(
+        store.clone(),
+        events.clone(),
+        Uuid::now_v7(),
+        settings(workers),
+        [ty],
+    )
+}
+
 fn noop(name: &str, exclusive: bool) -> SyncType {
     SyncType::new(name, 1, exclusive, Arc::new(NoopTask))
 }
@@ -184,13 +195,7 @@ async fn burn_down(backend: &str, args: &BenchArgs) -> anyhow::Result<f64> {
     let jobs: Vec<NewJob> = (0..args.jobs).map(|_| new_job("noop", false)).collect();
     store.insert_jobs(&jobs).await?;
     let events = EventBus::new(1024);
-    let engine = Engine::new(
-        store.clone(),
-        events.clone(),
-        Uuid::now_v7(),
-        settings(args.workers),
-        [noop("noop", false)],
-    );
+    let engine = engine(&store, &events, args.workers, noop("noop", false));
     let live = events.subscribe(None).live;
     let stop = CancellationToken::new();
     let started = std::time::Instant::now();
@@ -206,13 +211,7 @@ async fn burn_down(backend: &str, args: &BenchArgs) -> anyhow::Result<f64> {
 async fn sustain(backend: &str, args: &BenchArgs) -> anyhow::Result<f64> {
     let (db, store) = BenchDb::open(backend, args).await?;
     let events = EventBus::new(1024);
-    let engine = Engine::new(
-        store.clone(),
-        events.clone(),
-        Uuid::now_v7(),
-        settings(args.workers),
-        [noop("noop", false)],
-    );
+    let engine = engine(&store, &events, args.workers, noop("noop", false));
     let live = events.subscribe(None).live;
     let stop = CancellationToken::new();
     let handle = engine.start(stop.clone(), Duration::from_secs(10));
@@ -249,13 +248,7 @@ async fn handoff(backend: &str, args: &BenchArgs) -> anyhow::Result<(f64, f64)> 
         let jobs: Vec<NewJob> = (0..count).map(|_| new_job("mutex", true)).collect();
         store.insert_jobs(&jobs).await?;
         let events = EventBus::new(4096);
-        let engine = Engine::new(
-            store.clone(),
-            events.clone(),
-            Uuid::now_v7(),
-            settings(4),
-            [noop("mutex", true)],
-        );
+        let engine = engine(&store, &events, 4, noop("mutex", true));
         let mut live = events.subscribe(None).live;
         let stop = CancellationToken::new();
         let handle = engine.start(stop.clone(), Duration::from_secs(10));
@@ -314,13 +307,7 @@ async fn progress_cost(args: &BenchArgs) -> anyhow::Result<()> {
             let mut ty = SyncType::new("records", 0, false, Arc::new(task));
             ty.takes_records = true;
             let events = EventBus::new(1024);
-            let engine = Engine::new(
-                store.clone(),
-                events.clone(),
-                Uuid::now_v7(),
-                settings(4),
-                [ty],
-            );
+            let engine = engine(&store, &events, 4, ty);
             let live = events.subscribe(None).live;
             let stop = CancellationToken::new();
             let handle = engine.start(stop.clone(), Duration::from_secs(10));

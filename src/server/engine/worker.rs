@@ -118,30 +118,14 @@ impl Engine {
             .settings
             .workers
             .saturating_sub(inner.shared_running.load(Ordering::SeqCst));
-        let mut claimed = Vec::new();
-        if !inner.exclusive_busy.load(Ordering::SeqCst) {
-            let scope = ClaimScope {
-                exclusive: true,
-                shared: shared_free > 0,
-            };
-            claimed = inner
-                .store
-                .claim_jobs(inner.owner, now, lease_until, scope, 1)
-                .await?;
-        }
-        let shared_free = shared_free - claimed.iter().filter(|j| !j.exclusive).count();
-        if shared_free > 0 {
-            let scope = ClaimScope {
-                exclusive: false,
-                shared: true,
-            };
-            claimed.extend(
-                inner
-                    .store
-                    .claim_jobs(inner.owner, now, lease_until, scope, shared_free as u32)
-                    .await?,
-            );
-        }
+        let scope = ClaimScope {
+            exclusive: !inner.exclusive_busy.load(Ordering::SeqCst),
+            shared: shared_free as u32,
+        };
+        let claimed = inner
+            .store
+            .claim_jobs(inner.owner, now, lease_until, scope)
+            .await?;
         let count = claimed.len();
         for row in claimed {
             self.launch(row);

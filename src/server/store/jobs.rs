@@ -118,10 +118,10 @@ pub struct Renewed {
 /// Which jobs a claim may take.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClaimScope {
-    /// May take an exclusive job (then `limit` must be 1: the mutex admits one).
+    /// May take one exclusive job (the mutex admits one).
     pub exclusive: bool,
-    /// May take non-exclusive jobs.
-    pub shared: bool,
+    /// How many non-exclusive jobs it may take.
+    pub shared: u32,
 }
 
 /// Per-type facts the status view is built from.
@@ -231,8 +231,7 @@ impl Store {
             let now = Utc::now();
             let result: Result<JobRow, sqlx::Error> = on_pool!(self, pool => {
                 async {
-                    let mut tx = pool.begin().await?;
-                    let row = sqlx::query_as::<_, JobRow>(&sql)
+                    let insert = sqlx::query_as::<_, JobRow>(&sql)
                         .bind(id)
                         .bind(&job.sync_type)
                         .bind(job.priority)
@@ -244,16 +243,18 @@ impl Store {
                         .bind(job.session_id)
                         .bind(job.retry_of)
                         .bind(dedupe.then_some(&job.sync_type))
-                        .bind(now)
-                        .fetch_one(&mut *tx)
+                        .bind(now);
+                    let Some(input) = &job.input else {
+                        // One statement: no transaction around it.
+                        return insert.fetch_one(pool).await;
+                    };
+                    let mut tx = pool.begin().await?;
+                    let row = insert.fetch_one(&mut *tx).await?;
+                    sqlx::query("insert into job_inputs (job_id, input) values ($1, $2)")
+                        .bind(id)
+                        .bind(input)
+                        .execute(&mut *tx)
                         .await?;
-                    if let Some(input) = &job.input {
-                        sqlx::query("insert into job_inputs (job_id, input) values ($1, $2)")
-                            .bind(id)
-                            .bind(input)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
                     tx.commit().await?;
                     Ok(row)
                 }
@@ -336,34 +337,59 @@ impl Store {
         }))
     }
 
-    /// Claims up to `limit` due pending jobs for `owner`, highest priority first, then oldest.
-    /// An exclusive job is taken only if `scope.exclusive` and no exclusive job runs anywhere; the
-    /// partial unique index `jobs_one_exclusive_running` refuses a second one even when two
-    /// processes race, and such a race ends here as "nothing claimed".
+    /// Claims due pending jobs for `owner`: at most one exclusive job (if `scope.exclusive` and no
+    /// exclusive job runs anywhere) and up to `scope.shared` non-exclusive ones, each highest
+    /// priority first, then oldest. The two kinds fill different slots (the one global mutex, and
+    /// this process's workers), so they are picked side by side in one statement. The partial
+    /// unique index `jobs_one_exclusive_running` refuses a second running exclusive job even when
+    /// two processes race; the loser of such a race claims only non-exclusive jobs.
     pub async fn claim_jobs(
         &self,
         owner: Uuid,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         scope: ClaimScope,
-        limit: u32,
     ) -> Result<Vec<JobRow>, StoreError> {
-        let limit = if scope.exclusive { 1 } else { limit };
-        if limit == 0 || !(scope.exclusive || scope.shared) {
+        match self.claim_once(owner, now, lease_until, scope).await {
+            // Another process took the mutex between our check and our write.
+            Err(err) if is_unique_violation(&err) => {
+                let shared_only = ClaimScope {
+                    exclusive: false,
+                    ..scope
+                };
+                match self.claim_once(owner, now, lease_until, shared_only).await {
+                    Err(err) if is_unique_violation(&err) => Ok(Vec::new()),
+                    other => Ok(other?),
+                }
+            }
+            other => Ok(other?),
+        }
+    }
+
+    async fn claim_once(
+        &self,
+        owner: Uuid,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        scope: ClaimScope,
+    ) -> Result<Vec<JobRow>, sqlx::Error> {
+        if !scope.exclusive && scope.shared == 0 {
             return Ok(Vec::new());
         }
         let set = "state = 'running', attempt = attempt + 1, lease_owner = $1, \
                    lease_expires_at = $2, started_at = $3, heartbeat_at = $3, dedupe_key = null";
-        let result = match self {
+        let mut rows = match self {
             Store::Sqlite(pools) => {
-                let pool = &pools.write;
                 let sql = format!(
-                    "update jobs set {set} where id in (select id from jobs \
-                     where state = 'pending' and run_at <= $3 \
-                     and (($4 and exclusive = 1 and not exists \
-                          (select 1 from jobs r where r.state = 'running' and r.exclusive = 1)) \
-                       or ($5 and exclusive = 0)) \
-                     order by priority desc, id limit $6) \
+                    "update jobs set {set} where id in ( \
+                       select id from (select id from jobs \
+                         where state = 'pending' and run_at <= $3 and exclusive = 1 and $4 \
+                         and not exists (select 1 from jobs r where r.state = 'running' and r.exclusive = 1) \
+                         order by priority desc, id limit 1) \
+                       union all \
+                       select id from (select id from jobs \
+                         where state = 'pending' and run_at <= $3 and exclusive = 0 \
+                         order by priority desc, id limit $5)) \
                      returning {JOB_COLUMNS}"
                 );
                 sqlx::query_as::<_, JobRow>(&sql)
@@ -371,19 +397,20 @@ impl Store {
                     .bind(lease_until)
                     .bind(now)
                     .bind(scope.exclusive)
-                    .bind(scope.shared)
-                    .bind(i64::from(limit))
-                    .fetch_all(pool)
-                    .await
+                    .bind(i64::from(scope.shared))
+                    .fetch_all(&pools.write)
+                    .await?
             }
             Store::Postgres(pool) => {
                 let sql = format!(
-                    "with next as (select id from jobs \
-                     where state = 'pending' and run_at <= $3 \
-                     and (($4 and exclusive and not exists \
-                          (select 1 from jobs r where r.state = 'running' and r.exclusive)) \
-                       or ($5 and not exclusive)) \
-                     order by priority desc, id limit $6 for update skip locked) \
+                    "with ex as (select id from jobs \
+                       where state = 'pending' and run_at <= $3 and exclusive and $4 \
+                       and not exists (select 1 from jobs r where r.state = 'running' and r.exclusive) \
+                       order by priority desc, id limit 1 for update skip locked), \
+                     sh as (select id from jobs \
+                       where state = 'pending' and run_at <= $3 and not exclusive \
+                       order by priority desc, id limit $5 for update skip locked), \
+                     next as (select id from ex union all select id from sh) \
                      update jobs set {set} from next where jobs.id = next.id \
                      returning {}",
                     JOB_COLUMNS
@@ -397,21 +424,13 @@ impl Store {
                     .bind(lease_until)
                     .bind(now)
                     .bind(scope.exclusive)
-                    .bind(scope.shared)
-                    .bind(i64::from(limit))
+                    .bind(i64::from(scope.shared))
                     .fetch_all(pool)
-                    .await
+                    .await?
             }
         };
-        match result {
-            Ok(mut rows) => {
-                rows.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.id.cmp(&b.id)));
-                Ok(rows)
-            }
-            // Another process took the mutex between our check and our write.
-            Err(err) if is_unique_violation(&err) => Ok(Vec::new()),
-            Err(err) => Err(err.into()),
-        }
+        rows.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.id.cmp(&b.id)));
+        Ok(rows)
     }
 
     /// Writes `next` over a row that must still be as `before` says (state, attempt, lease owner,
