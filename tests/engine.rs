@@ -85,6 +85,22 @@ fn request() -> Request {
     }
 }
 
+/// A job to insert directly into the store, due now, with one attempt.
+fn new_job(sync_type: &str, priority: i64, exclusive: bool) -> NewJob {
+    NewJob {
+        sync_type: sync_type.into(),
+        priority,
+        exclusive,
+        max_attempts: 1,
+        run_at: Utc::now(),
+        source: JobSource::Api,
+        triggered_by: None,
+        session_id: None,
+        retry_of: None,
+        input: None,
+    }
+}
+
 fn id(job: &Job) -> Uuid {
     job.id.parse().unwrap()
 }
@@ -328,16 +344,9 @@ both_backends!(claims_take_the_highest_priority_then_the_oldest, |db| {
     let store = db.store().await;
     let now = Utc::now();
     let job = |t: &str, priority: i64| NewJob {
-        sync_type: t.into(),
-        priority,
-        exclusive: false,
         max_attempts: 3,
         run_at: now,
-        source: JobSource::Api,
-        triggered_by: None,
-        session_id: None,
-        retry_of: None,
-        input: None,
+        ..new_job(t, priority, false)
     };
     let mut inserted = Vec::new();
     for (t, p) in [
@@ -397,19 +406,7 @@ both_backends!(the_database_itself_admits_one_running_exclusive_job, |db| {
     let store = db.store().await;
     let now = Utc::now();
     for t in ["a", "b"] {
-        let j = NewJob {
-            sync_type: t.into(),
-            priority: 1,
-            exclusive: true,
-            max_attempts: 1,
-            run_at: now,
-            source: JobSource::Api,
-            triggered_by: None,
-            session_id: None,
-            retry_of: None,
-            input: None,
-        };
-        store.insert_job(&j, false).await.unwrap();
+        store.insert_job(&new_job(t, 1, true), false).await.unwrap();
     }
     let until = now + chrono::Duration::seconds(30);
     let both = ClaimScope {
@@ -482,16 +479,8 @@ both_backends!(many_workers_in_two_processes_keep_every_invariant, |db| {
     for round in 0..8 {
         for ty in &types {
             let job = NewJob {
-                sync_type: ty.name.clone(),
-                priority: ty.priority,
-                exclusive: ty.exclusive,
-                max_attempts: 1,
-                run_at: Utc::now(),
-                source: JobSource::Api,
                 triggered_by: Some(format!("round {round}")),
-                session_id: None,
-                retry_of: None,
-                input: None,
+                ..new_job(&ty.name, ty.priority, ty.exclusive)
             };
             ids.push(store.insert_job(&job, false).await.unwrap().0.id);
         }
@@ -1039,19 +1028,10 @@ both_backends!(
             ("sh_b", 4, false),
             ("sh_c", 3, false),
         ] {
-            let job = NewJob {
-                sync_type: t.into(),
-                priority,
-                exclusive,
-                max_attempts: 1,
-                run_at: now,
-                source: JobSource::Api,
-                triggered_by: None,
-                session_id: None,
-                retry_of: None,
-                input: None,
-            };
-            store.insert_job(&job, false).await.unwrap();
+            store
+                .insert_job(&new_job(t, priority, exclusive), false)
+                .await
+                .unwrap();
         }
         let until = now + chrono::Duration::seconds(30);
         let scope = ClaimScope {
