@@ -82,6 +82,12 @@ struct SyncBody {
     triggered_by: Option<String>,
 }
 
+/// The request of an optional `{"triggered_by"}` body, from an API client.
+fn sync_request(headers: &HeaderMap, body: &Bytes) -> Result<Request, ApiError> {
+    let body: SyncBody = json_body(headers, body)?;
+    Ok(Request::api(triggered_by(body.triggered_by)?))
+}
+
 #[derive(Debug, Serialize)]
 struct Accepted {
     job_id: String,
@@ -96,8 +102,7 @@ async fn sync_one(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    let body: SyncBody = json_body(&headers, &body)?;
-    let request = Request::api(triggered_by(body.triggered_by)?);
+    let request = sync_request(&headers, &body)?;
     let (job, deduplicated) = state.engine.request_sync(&sync_type, request).await?;
     Ok((
         StatusCode::ACCEPTED,
@@ -115,8 +120,7 @@ async fn sync_full(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    let body: SyncBody = json_body(&headers, &body)?;
-    let request = Request::api(triggered_by(body.triggered_by)?);
+    let request = sync_request(&headers, &body)?;
     let jobs = state.engine.request_full(request).await?;
     let jobs: Vec<_> = jobs
         .into_iter()
@@ -193,8 +197,7 @@ async fn retry_job(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    let body: SyncBody = json_body(&headers, &body)?;
-    let mut request = Request::api(triggered_by(body.triggered_by)?);
+    let mut request = sync_request(&headers, &body)?;
     request.source = crate::model::JobSource::Manual;
     let job = state.engine.retry(job_id(&id)?, request).await?;
     Ok((

@@ -109,6 +109,8 @@ pub enum LogFormat {
 
 impl Default for Config {
     fn default() -> Self {
+        // The engine's defaults live with the engine.
+        let engine = EngineSettings::default();
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
             data_dir: PathBuf::from("data"),
@@ -122,12 +124,12 @@ impl Default for Config {
             sse_keep_alive: Duration::from_secs(15),
             shutdown_timeout: Duration::from_secs(10),
             event_buffer: 1024,
-            workers: 4,
-            lease_ttl: Duration::from_secs(30),
-            lease_renew: Duration::from_secs(10),
-            poll_interval: Duration::from_millis(500),
-            retention_interval: Duration::from_secs(60),
-            cancel_grace: Duration::from_secs(5),
+            workers: engine.workers,
+            lease_ttl: engine.lease_ttl,
+            lease_renew: engine.lease_renew,
+            poll_interval: engine.poll_interval,
+            retention_interval: engine.retention_interval,
+            cancel_grace: engine.cancel_grace,
             sync_types: default_sync_types(),
         }
     }
