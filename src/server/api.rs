@@ -95,6 +95,16 @@ struct Accepted {
     deduplicated: bool,
 }
 
+/// 202 `{job_id, state, deduplicated}`.
+fn accepted((job, deduplicated): (Job, bool)) -> (StatusCode, Json<Accepted>) {
+    let body = Accepted {
+        job_id: job.id,
+        state: job.state,
+        deduplicated,
+    };
+    (StatusCode::ACCEPTED, Json(body))
+}
+
 /// `POST /api/sync/{type}` → 202 `{job_id, state, deduplicated}`.
 async fn sync_one(
     State(state): State<AppState>,
@@ -103,14 +113,8 @@ async fn sync_one(
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     let request = sync_request(&headers, &body)?;
-    let (job, deduplicated) = state.engine.request_sync(&sync_type, request).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(Accepted {
-            job_id: job.id,
-            state: job.state,
-            deduplicated,
-        }),
+    Ok(accepted(
+        state.engine.request_sync(&sync_type, request).await?,
     ))
 }
 
@@ -160,17 +164,11 @@ async fn submit_job(
         .map(RawValue::get)
         .filter(|r| *r != "null");
     let request = Request::api(triggered_by(body.triggered_by)?);
-    let (job, deduplicated) = state
-        .engine
-        .submit(&body.sync_type, records, request)
-        .await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(Accepted {
-            job_id: job.id,
-            state: job.state,
-            deduplicated,
-        }),
+    Ok(accepted(
+        state
+            .engine
+            .submit(&body.sync_type, records, request)
+            .await?,
     ))
 }
 

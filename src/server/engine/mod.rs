@@ -38,7 +38,7 @@ use super::{
     events::EventBus,
     store::{JobFilter, JobRow, NewJob, Outcome, Store, StoreError},
 };
-use crate::model::{EventKind, Job, JobSource, JobState, SyncState, SyncStatus, TypeStatus};
+use crate::model::{Job, JobSource, JobState, SyncState, SyncStatus, TypeStatus};
 
 /// How the engine runs; from the configuration.
 #[derive(Clone, Debug)]
@@ -241,11 +241,6 @@ impl Engine {
             })
     }
 
-    /// The process id that owns this engine's leases.
-    pub fn owner(&self) -> Uuid {
-        self.inner.owner
-    }
-
     /// Requests a run of `sync_type`. If one already waits, returns it and `true` (seed 001's
     /// `requestSync`): the type will run once, soon, whoever asked.
     pub async fn request_sync(
@@ -254,25 +249,13 @@ impl Engine {
         request: Request,
     ) -> Result<(Job, bool), EngineError> {
         let ty = self.sync_type(sync_type)?;
-        if !ty.enabled {
-            return Err(EngineError::Conflict(format!(
-                "the sync type `{sync_type}` is disabled in the configuration"
-            )));
-        }
+        enabled(&ty)?;
         if ty.takes_records {
             return Err(EngineError::Invalid(format!(
                 "`{sync_type}` jobs carry records: POST /api/jobs with `sync_type` and `records`"
             )));
         }
-        let (row, deduplicated) = self
-            .inner
-            .store
-            .insert_job(&new_job(&ty, &request, None, None), true)
-            .await?;
-        if !deduplicated {
-            self.queued();
-        }
-        Ok((row.to_job(), deduplicated))
+        self.queue_job(&ty, &request, None, None, true).await
     }
 
     /// Requests every enabled type that needs no input, highest priority first.
@@ -305,16 +288,10 @@ impl Engine {
                  task is `records`"
             )));
         }
-        if !ty.enabled {
-            return Err(EngineError::Conflict(format!(
-                "the sync type `{sync_type}` is disabled in the configuration"
-            )));
-        }
+        enabled(&ty)?;
         task::parse_records(records).map_err(EngineError::Invalid)?;
-        let job = self
-            .enqueue(sync_type, Some(records.to_string()), request)
-            .await?;
-        Ok((job, false))
+        self.queue_job(&ty, &request, None, Some(records.to_string()), false)
+            .await
     }
 
     /// Queues a new job of `sync_type` with optional input, never deduplicated (pushed work:
@@ -326,13 +303,38 @@ impl Engine {
         request: Request,
     ) -> Result<Job, EngineError> {
         let ty = self.sync_type(sync_type)?;
-        let (row, _) = self
-            .inner
-            .store
-            .insert_job(&new_job(&ty, &request, None, input), false)
-            .await?;
-        self.queued();
-        Ok(row.to_job())
+        let (job, _) = self.queue_job(&ty, &request, None, input, false).await?;
+        Ok(job)
+    }
+
+    /// Inserts a job of `ty` (with `dedupe`, returns the one already waiting instead) and wakes
+    /// the dispatcher when the job is new.
+    async fn queue_job(
+        &self,
+        ty: &SyncType,
+        request: &Request,
+        retry_of: Option<Uuid>,
+        input: Option<String>,
+        dedupe: bool,
+    ) -> Result<(Job, bool), EngineError> {
+        let job = NewJob {
+            sync_type: ty.name.clone(),
+            priority: ty.priority,
+            exclusive: ty.exclusive,
+            max_attempts: ty.retry.max_attempts,
+            run_at: Utc::now(),
+            source: request.source,
+            triggered_by: request.triggered_by.clone(),
+            session_id: request.session_id,
+            retry_of,
+            input,
+        };
+        let (row, deduplicated) = self.inner.store.insert_job(&job, dedupe).await?;
+        if !deduplicated {
+            self.inner.wake.notify_one();
+            self.inner.queue_changed.notify_one();
+        }
+        Ok((row.to_job(), deduplicated))
     }
 
     /// One job.
@@ -382,12 +384,7 @@ impl Engine {
                 continue; // it moved meanwhile; look again
             };
             match row.job_state() {
-                JobState::Cancelled => {
-                    self.inner
-                        .events
-                        .publish(EventKind::SyncCancelled(row.to_job()));
-                    self.inner.queue_changed.notify_one();
-                }
+                JobState::Cancelled => self.announce(&row, false),
                 _ => {
                     if let Some(running) = self.local(id) {
                         running.request(StopReason::Cancel);
@@ -431,13 +428,10 @@ impl Engine {
             session_id: request.session_id.or(old.session_id),
             ..request
         };
-        let (row, _) = self
-            .inner
-            .store
-            .insert_job(&new_job(&ty, &request, Some(id), input), false)
+        let (job, _) = self
+            .queue_job(&ty, &request, Some(id), input, false)
             .await?;
-        self.queued();
-        Ok(row.to_job())
+        Ok(job)
     }
 
     /// The running exclusive job, the queue in claim order, and every type's state.
@@ -510,29 +504,16 @@ impl Engine {
             .get(&id)
             .cloned()
     }
-
-    fn queued(&self) {
-        self.inner.wake.notify_one();
-        self.inner.queue_changed.notify_one();
-    }
 }
 
-fn new_job(
-    ty: &SyncType,
-    request: &Request,
-    retry_of: Option<Uuid>,
-    input: Option<String>,
-) -> NewJob {
-    NewJob {
-        sync_type: ty.name.clone(),
-        priority: ty.priority,
-        exclusive: ty.exclusive,
-        max_attempts: ty.retry.max_attempts,
-        run_at: Utc::now(),
-        source: request.source,
-        triggered_by: request.triggered_by.clone(),
-        session_id: request.session_id,
-        retry_of,
-        input,
+/// Refuses a type that is disabled in the configuration.
+fn enabled(ty: &SyncType) -> Result<(), EngineError> {
+    if ty.enabled {
+        Ok(())
+    } else {
+        Err(EngineError::Conflict(format!(
+            "the sync type `{}` is disabled in the configuration",
+            ty.name
+        )))
     }
 }

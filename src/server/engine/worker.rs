@@ -15,6 +15,7 @@ use uuid::Uuid;
 use super::{
     lifecycle::{apply, Holder, Lifecycle, Transition},
     task::{ProgressCell, TaskContext, TaskError},
+    types::SyncType,
     Engine, Running, StopReason,
 };
 use crate::{
@@ -33,6 +34,26 @@ pub(super) struct FinishRequest {
 
 fn chrono(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+/// An attempt that ends in `failed`, whatever attempts are left.
+fn fatal(holder: Holder, error: String) -> Transition {
+    Transition::Fail {
+        holder,
+        error,
+        retryable: false,
+        backoff: chrono::Duration::zero(),
+    }
+}
+
+/// An attempt that goes back to pending after `ty`'s backoff, if attempts are left.
+fn retryable(holder: Holder, error: String, ty: &SyncType) -> Transition {
+    Transition::Fail {
+        holder,
+        error,
+        retryable: true,
+        backoff: chrono(ty.retry.backoff(holder.attempt, fastrand::f64())),
+    }
 }
 
 impl Engine {
@@ -186,12 +207,7 @@ impl Engine {
                 "the sync type `{}` is not configured in this process",
                 row.sync_type
             );
-            let fail = Transition::Fail {
-                holder,
-                error,
-                retryable: false,
-                backoff: chrono::Duration::zero(),
-            };
+            let fail = fatal(holder, error);
             self.finish(row.id, before, fail, Outcome::default()).await;
             return;
         };
@@ -200,12 +216,8 @@ impl Engine {
                 Ok(input) => input,
                 Err(err) => {
                     // Not the task's fault: a retry, after the usual backoff.
-                    let fail = Transition::Fail {
-                        holder,
-                        error: format!("could not read the job's input: {err}"),
-                        retryable: true,
-                        backoff: chrono(ty.retry.backoff(before.attempt, fastrand::f64())),
-                    };
+                    let error = format!("could not read the job's input: {err}");
+                    let fail = retryable(holder, error, &ty);
                     self.finish(row.id, before, fail, Outcome::default()).await;
                     return;
                 }
@@ -285,110 +297,78 @@ impl Engine {
         writer_done.cancel();
         let _ = writer.await;
 
-        let last = progress.last();
         let warnings = ctx
             .warnings
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         let mut record = Outcome {
-            progress: last.as_ref().map(|p| p.progress),
-            processed: last.as_ref().map(|p| p.processed),
-            total: last.as_ref().and_then(|p| p.total),
-            message: last.and_then(|p| p.message),
+            progress: progress.last(),
             result: None,
             warnings: Some(serde_json::to_string(&warnings).unwrap_or_else(|_| "[]".into())),
         };
         let transition = match outcome {
             Ok(output) => {
-                record.progress = Some(100);
+                record
+                    .progress
+                    .get_or_insert_with(Default::default)
+                    .progress = 100;
                 record.result = output.result.map(|r| r.to_string());
                 Transition::Complete { holder }
             }
             Err(TaskError::Interrupted) => match running.reason() {
                 Some(StopReason::Cancel) => Transition::Cancelled { holder },
                 Some(StopReason::Yield | StopReason::Shutdown) => Transition::Yield { holder },
-                None => Transition::Fail {
-                    holder,
-                    error: "the task stopped without being asked to".into(),
-                    retryable: false,
-                    backoff: chrono::Duration::zero(),
-                },
+                None => fatal(holder, "the task stopped without being asked to".into()),
             },
-            Err(TaskError::Retryable(error)) => Transition::Fail {
-                holder,
-                error,
-                retryable: true,
-                backoff: chrono(ty.retry.backoff(before.attempt, fastrand::f64())),
-            },
-            Err(TaskError::Fatal(error)) => Transition::Fail {
-                holder,
-                error,
-                retryable: false,
-                backoff: chrono::Duration::zero(),
-            },
+            Err(TaskError::Retryable(error)) => retryable(holder, error, &ty),
+            Err(TaskError::Fatal(error)) => fatal(holder, error),
         };
         self.finish(row.id, before, transition, record).await;
     }
 
     /// Writes the end of an attempt, compare-and-set. If the row moved meanwhile (a cancel was
-    /// requested), reads it again and re-applies; if the transition is refused (the lease was lost
-    /// to a rescue), the result is dropped and logged.
+    /// requested), reads it again and re-applies; if the transition is refused on the row as it
+    /// is now (the lease was lost to a rescue), the result is dropped and logged.
     async fn finish(
         &self,
         id: Uuid,
         mut before: Lifecycle,
         transition: Transition,
         outcome: Outcome,
-    ) -> Option<JobRow> {
+    ) {
         let store = &self.inner.store;
         // `before` is what the claim returned; a cancel requested since is only in the database.
         let mut fresh = false;
         for _ in 0..10 {
-            let next = match apply(&before, transition.clone(), Utc::now()) {
-                Ok(next) => next,
+            let written = match apply(&before, transition.clone(), Utc::now()) {
+                Ok(next) => self.write_batched(id, &before, &next, &outcome).await,
                 Err(refused) if fresh => {
                     tracing::warn!(job = %id, %refused, "dropped the result of a late worker");
-                    return None;
+                    return;
                 }
-                Err(_) => match store.get_job(id).await {
-                    Ok(Some(row)) => {
-                        before = row.lifecycle();
-                        fresh = true;
-                        continue;
-                    }
-                    Ok(None) => return None,
-                    Err(err) => {
-                        tracing::warn!(job = %id, error = %err, "could not read the job back");
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                        continue;
-                    }
-                },
+                Err(_) => Ok(None), // read the row as it is now
             };
-            match self.write_batched(id, &before, &next, &outcome).await {
+            let failed = match written {
                 Ok(Some(row)) => {
                     self.announce(&row, matches!(transition, Transition::Fail { .. }));
-                    return Some(row);
+                    return;
                 }
                 Ok(None) => match store.get_job(id).await {
                     Ok(Some(row)) => {
                         before = row.lifecycle();
                         fresh = true;
+                        continue;
                     }
-                    Ok(None) => return None,
-                    Err(err) => {
-                        tracing::warn!(job = %id, error = %err, "could not read the job back");
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
+                    Ok(None) => return,
+                    Err(err) => err,
                 },
-                Err(err) => {
-                    tracing::warn!(job = %id, error = %err, "could not store the job's result");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            }
+                Err(err) => err,
+            };
+            tracing::warn!(job = %id, error = %failed, "could not store the job's result");
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
         tracing::error!(job = %id, "gave up storing the job's result; its lease will expire and it will be rescued");
-        None
     }
 
     /// Hands one end of an attempt to the batch writer and waits for its answer.
@@ -407,23 +387,16 @@ impl Engine {
             outcome: outcome.clone(),
             reply,
         };
-        if self.inner.finishes.send(request).is_err() {
-            return self
-                .inner
-                .store
-                .write_transition(id, before, next, outcome)
-                .await;
-        }
-        match answer.await {
-            Ok(result) => result,
-            // The writer has stopped (shutdown): write it ourselves.
-            Err(_) => {
-                self.inner
-                    .store
-                    .write_transition(id, before, next, outcome)
-                    .await
+        if self.inner.finishes.send(request).is_ok() {
+            if let Ok(result) = answer.await {
+                return result;
             }
         }
+        // The writer has stopped (shutdown): write it ourselves.
+        self.inner
+            .store
+            .write_transition(id, before, next, outcome)
+            .await
     }
 
     /// The batch writer: every end of an attempt waiting at that moment (up to 256) is written
@@ -487,7 +460,7 @@ impl Engine {
 
     /// Publishes what a written transition means; `failed_attempt`: a pending job got there by
     /// a failed attempt (a retry is coming), not by making way.
-    fn announce(&self, row: &JobRow, failed_attempt: bool) {
+    pub(super) fn announce(&self, row: &JobRow, failed_attempt: bool) {
         let job = row.to_job();
         if job.state.is_terminal() {
             tracing::debug!(

@@ -77,10 +77,8 @@ pub struct NewJob {
 /// Columns a transition may write besides the lifecycle; `None` keeps what is stored.
 #[derive(Clone, Debug, Default)]
 pub struct Outcome {
-    pub progress: Option<u8>,
-    pub processed: Option<u64>,
-    pub total: Option<u64>,
-    pub message: Option<String>,
+    /// The last progress report (its `total` and `message` only if the report had them).
+    pub progress: Option<ProgressRow>,
     pub result: Option<String>,
     pub warnings: Option<String>,
 }
@@ -478,6 +476,7 @@ impl Store {
             let mut tx = pool.begin().await?;
             for t in batch {
                 let (next, before, outcome) = (t.next, t.before, t.outcome);
+                let progress = outcome.progress.as_ref();
                 let row = sqlx::query_as::<_, JobRow>(&sql)
                     .bind(next.state.as_str())
                     .bind(i64::from(next.attempt))
@@ -488,10 +487,10 @@ impl Store {
                     .bind(next.started_at)
                     .bind(next.finished_at)
                     .bind(&next.error)
-                    .bind(outcome.progress.map(i64::from))
-                    .bind(outcome.processed.map(|p| p as i64))
-                    .bind(outcome.total.map(|t| t as i64))
-                    .bind(&outcome.message)
+                    .bind(progress.map(|p| i64::from(p.progress)))
+                    .bind(progress.map(|p| p.processed as i64))
+                    .bind(progress.and_then(|p| p.total.map(|t| t as i64)))
+                    .bind(progress.and_then(|p| p.message.as_deref()))
                     .bind(&outcome.result)
                     .bind(&outcome.warnings)
                     .bind(t.id)
@@ -699,9 +698,9 @@ impl Store {
         );
         let success =
             "select max(finished_at) from jobs where sync_type = $1 and state = 'completed'";
+        // Failures since the last success (or ever), which the query before found.
         let errors = "select count(*) from jobs where sync_type = $1 and state = 'failed' \
-                      and finished_at > coalesce((select max(finished_at) from jobs \
-                      where sync_type = $1 and state = 'completed'), $2)";
+                      and finished_at > $2";
         Ok(on_pool!(read self, pool => {
             let running = sqlx::query_as::<_, JobRow>(&running).bind(sync_type).fetch_optional(pool).await?;
             let pending: Option<Uuid> = sqlx::query_scalar(pending).bind(sync_type).fetch_optional(pool).await?;
@@ -710,7 +709,7 @@ impl Store {
                 sqlx::query_scalar(success).bind(sync_type).fetch_one(pool).await?;
             let consecutive: i64 = sqlx::query_scalar(errors)
                 .bind(sync_type)
-                .bind(DateTime::<Utc>::UNIX_EPOCH)
+                .bind(last_success.unwrap_or(DateTime::<Utc>::UNIX_EPOCH))
                 .fetch_one(pool)
                 .await?;
             TypeFacts {
