@@ -47,6 +47,8 @@ export default defineConfig({
       BATON_CONFIG: '/dev/null',
       BATON_HEARTBEAT_INTERVAL: '1s',
       BATON_LOG: 'info',
+      // Demo mode (no [connections]): slow the demo ERP down so a pull is seen running.
+      BATON_DEMO_ERP_LATENCY: '150ms',
     },
   },
 });

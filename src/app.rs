@@ -55,6 +55,7 @@ pub fn App() -> impl IntoView {
                     </nav>
                     <LiveStatus/>
                 </header>
+                <DemoBanner/>
                 <main class="content">
                     <Routes fallback=NotFoundPage>
                         <Route path=path!("/") view=DailySyncPage/>
@@ -68,5 +69,27 @@ pub fn App() -> impl IntoView {
                 </footer>
             </div>
         </Router>
+    }
+}
+
+/// Says so, plainly, when the syncs run against the built-in demo ERP.
+#[component]
+fn DemoBanner() -> impl IntoView {
+    let info = Resource::new(|| (), |_| crate::api::get_server_info());
+    view! {
+        <Suspense fallback=|| ()>
+            {move || {
+                info.get().and_then(Result::ok).and_then(|i| i.demo_erp).map(|url| view! {
+                    <div class="demo-banner" role="note" data-testid="demo-banner">
+                        <strong>"Demo mode"</strong>
+                        " · The syncs run against Baton's built-in demo ERP at "
+                        <code>{url}</code>
+                        ", whose generated data changes over time. Add "
+                        <code>"[connections.erp]"</code>
+                        " to baton.toml to sync your own systems."
+                    </div>
+                })
+            }}
+        </Suspense>
     }
 }

@@ -5,6 +5,7 @@ use std::{path::PathBuf, process::ExitCode};
 use baton::server::{
     bench::{self, BenchArgs},
     config::{Config, Overrides},
+    demo_erp::{DemoErp, DemoErpSettings},
     startup::Application,
     store::Store,
     telemetry,
@@ -32,6 +33,27 @@ enum Command {
     Migrate,
     /// Measure the built site and a running server, and print the figures
     Bench(BenchArgs),
+    /// Run the demo ERP alone: generated customers, products, prices, orders, invoices and ddt
+    DemoErp(DemoErpArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct DemoErpArgs {
+    /// Where to listen
+    #[arg(long, default_value = "127.0.0.1:3100", env = "BATON_DEMO_ERP_ADDR")]
+    addr: std::net::SocketAddr,
+    /// Records per entity to start with
+    #[arg(long, default_value_t = 10_000)]
+    records: u32,
+    /// Delay before every answer, e.g. 50ms
+    #[arg(long, default_value = "0s", value_parser = humantime_serde::re::humantime::parse_duration)]
+    latency: std::time::Duration,
+    /// Share of requests answered 503, from 0 to 1
+    #[arg(long, default_value_t = 0.0)]
+    failure_rate: f64,
+    /// How often the data changes by itself, e.g. 60s; 0s: only on POST /api/_tick
+    #[arg(long, default_value = "60s", value_parser = humantime_serde::re::humantime::parse_duration)]
+    change_every: std::time::Duration,
 }
 
 #[tokio::main]
@@ -52,6 +74,7 @@ async fn main() -> ExitCode {
         Command::Serve => serve(config).await,
         Command::Migrate => migrate(config).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::DemoErp(args) => demo_erp(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -77,5 +100,31 @@ async fn migrate(config: Config) -> anyhow::Result<()> {
         versions.len()
     );
     store.close().await;
+    Ok(())
+}
+
+async fn demo_erp(args: DemoErpArgs) -> anyhow::Result<()> {
+    if !(0.0..=1.0).contains(&args.failure_rate) {
+        anyhow::bail!(
+            "--failure-rate must be between 0 and 1, not {}",
+            args.failure_rate
+        );
+    }
+    let erp = DemoErp::new(DemoErpSettings {
+        records: args.records,
+        latency: args.latency,
+        failure_rate: args.failure_rate,
+        change_every: Some(args.change_every),
+    });
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.addr))?;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(baton::server::shutdown::cancel_on_signal(shutdown.clone())?);
+    println!(
+        "demo ERP listening on http://{}/api",
+        listener.local_addr()?
+    );
+    erp.serve(listener, shutdown).await;
     Ok(())
 }

@@ -165,7 +165,10 @@ fn migrate_creates_the_sqlite_database_and_reports_the_applied_versions() {
         String::from_utf8_lossy(&output.stderr)
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("2 migrations applied: [1, 2]"), "{stdout}");
+    assert!(
+        stdout.contains("3 migrations applied: [1, 2, 3]"),
+        "{stdout}"
+    );
     assert!(dir.path().join("baton.db").is_file());
     // Again: nothing new, same answer.
     let again = baton()
@@ -173,7 +176,7 @@ fn migrate_creates_the_sqlite_database_and_reports_the_applied_versions() {
         .arg("migrate")
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&again.stdout).contains("2 migrations applied: [1, 2]"));
+    assert!(String::from_utf8_lossy(&again.stdout).contains("3 migrations applied: [1, 2, 3]"));
 }
 
 #[test]

@@ -954,7 +954,12 @@ both_backends!(
     |db| {
         let store = db.store().await;
         let events = EventBus::new(4096);
-        let types = baton::server::config::Config::default().sync_types();
+        let built_in = baton::server::engine::types::default_sync_types();
+        let types =
+            vec![
+                SyncType::from_config("records", &built_in["records"], &Default::default())
+                    .unwrap(),
+            ];
         let engine = engine(&store, &events, settings(), types);
         let running = start(&engine);
         let records: Vec<_> = (0..2500)

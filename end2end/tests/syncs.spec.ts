@@ -18,10 +18,13 @@ test('every sync type is listed, highest priority first, with the lock free', as
   const html = await (await page.request.get('/syncs')).text();
   expect(html).toContain('sync-table');
   await openSyncs(page);
-  await expect(page.locator('.sync-table tbody tr')).toHaveCount(7);
+  await expect(page.locator('.sync-table tbody tr')).toHaveCount(8);
   await expect(page.locator('.sync-table tbody tr .type-name')).toHaveText([
-    'orders', 'customers', 'ddt', 'invoices', 'prices', 'products', 'records',
+    'export-orders', 'orders', 'customers', 'ddt', 'invoices', 'prices', 'products', 'records',
   ]);
+  // No [connections] configured: the page says plainly that this is the demo ERP.
+  await expect(page.getByTestId('demo-banner')).toContainText('Demo mode');
+  await expect(page.getByTestId('demo-banner')).toContainText('http://127.0.0.1:');
 });
 
 test('Run now starts a sync that shows running with progress, then succeeded', async ({ page }) => {

@@ -42,4 +42,11 @@ test('filter, search, details and retry of a cancelled job', async ({ page, requ
   const jobs = await (await request.get('/api/jobs?sync_type=invoices&limit=1')).json();
   expect(jobs.jobs[0].retry_of).toBe(started.job_id);
   expect(jobs.jobs[0].source).toBe('manual');
+
+  // The retried job pulled invoices from the demo ERP page by page; its log says so.
+  await retried.getByText('Details and log').click();
+  const log = retried.getByRole('list', { name: 'Log' });
+  await expect(log).toContainText('full pull of invoices');
+  await expect(log).toContainText('page 1 (GET http://127.0.0.1:');
+  await page.screenshot({ path: `${shots}/tasks-log.png`, fullPage: true });
 });

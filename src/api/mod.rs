@@ -6,7 +6,7 @@
 
 use leptos::prelude::*;
 
-use crate::model::{Job, SyncStatus};
+use crate::model::{Job, JobLogLine, SyncStatus};
 
 #[cfg(feature = "ssr")]
 mod server {
@@ -110,4 +110,31 @@ pub async fn list_jobs(
         limit: limit.clamp(1, 500),
     };
     app.engine.list(&filter).await.map_err(server::shown)
+}
+
+/// A job's stored log lines, oldest first (at most 1,000).
+#[server(prefix = "/api/fn", endpoint = "job_logs")]
+pub async fn get_job_logs(id: String) -> Result<Vec<JobLogLine>, ServerFnError> {
+    let state = crate::server::state::app_state()?;
+    state
+        .engine
+        .logs(server::job_id(&id)?, None, 1000)
+        .await
+        .map_err(server::shown)
+}
+
+/// What the dashboard shows about the server itself.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ServerInfo {
+    /// The demo ERP's base URL when this server runs in demo mode.
+    pub demo_erp: Option<String>,
+}
+
+/// Whether this server runs in demo mode, and where its demo ERP is.
+#[server(prefix = "/api/fn", endpoint = "server_info")]
+pub async fn get_server_info() -> Result<ServerInfo, ServerFnError> {
+    let state = crate::server::state::app_state()?;
+    Ok(ServerInfo {
+        demo_erp: state.demo_erp.map(|addr| format!("http://{addr}/api")),
+    })
 }

@@ -67,6 +67,7 @@ fn ActivityRow(event: LiveEvent) -> impl IntoView {
                 .unwrap_or_default()
         ),
         EventKind::QueueUpdated(q) => format!("{} waiting, {} running", q.pending, q.running),
+        EventKind::JobLog(line) => format!("{}: {}", line.level.as_str(), line.message),
     };
     view! {
         <li class="activity-row" data-event=event.kind.name()>

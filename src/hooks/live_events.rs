@@ -72,6 +72,21 @@ impl LiveEvents {
         })
     }
 
+    /// The log lines of `job_id` among the recent events, oldest first.
+    pub fn log_lines_of(self, job_id: &str) -> Vec<crate::model::JobLogLine> {
+        self.recent.with(|recent| {
+            let mut lines: Vec<_> = recent
+                .iter()
+                .filter_map(|e| match &e.kind {
+                    EventKind::JobLog(line) if line.job_id == job_id => Some(line.clone()),
+                    _ => None,
+                })
+                .collect();
+            lines.reverse();
+            lines
+        })
+    }
+
     /// The latest progress report of `job_id` among the recent events.
     pub fn progress_of(self, job_id: &str) -> Option<JobProgress> {
         self.recent.with(|recent| {

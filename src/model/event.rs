@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Job, JobProgress, QueueCounts};
+use super::{Job, JobLogLine, JobProgress, QueueCounts};
 
 /// One event on the live stream.
 ///
@@ -42,6 +42,8 @@ pub enum EventKind {
     JobProgress(JobProgress),
     /// The number of waiting or running jobs changed.
     QueueUpdated(QueueCounts),
+    /// A running job wrote a log line.
+    JobLog(JobLogLine),
 }
 
 impl EventKind {
@@ -54,6 +56,7 @@ impl EventKind {
         "sync-cancelled",
         "job-progress",
         "queue-updated",
+        "job-log",
     ];
 
     /// This event's SSE `event:` name.
@@ -66,6 +69,7 @@ impl EventKind {
             EventKind::SyncCancelled(_) => "sync-cancelled",
             EventKind::JobProgress(_) => "job-progress",
             EventKind::QueueUpdated(_) => "queue-updated",
+            EventKind::JobLog(_) => "job-log",
         }
     }
 }

@@ -1,7 +1,10 @@
 //! Wire types shared by the browser and the server: serde only, no database or runtime types.
 
+mod data;
 mod event;
 mod job;
+
+pub use data::{ChangeCounts, ChangeKind, EntityChange, JobLogLine, LogLevel};
 
 pub use event::{DatabaseHealth, EventKind, EventPage, Heartbeat, LiveEvent};
 pub use job::{

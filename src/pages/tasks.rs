@@ -27,6 +27,8 @@ pub fn TasksPage() -> impl IntoView {
     let (limit, set_limit) = signal(PAGE);
     let cancel = ServerAction::<CancelJob>::new();
     let retry = ServerAction::<RetryJob>::new();
+    // The rows whose details are open, so they stay open when the list is read again.
+    let open_rows = RwSignal::new(std::collections::HashSet::<String>::new());
     let jobs = Resource::new(
         move || {
             (
@@ -105,7 +107,7 @@ pub fn TasksPage() -> impl IntoView {
                             view! {
                                 <section class="panel">
                                     <ul class="job-list" aria-label="Jobs, newest first">
-                                        {list.into_iter().map(|job| view! { <JobRow job cancel retry/> }).collect_view()}
+                                        {list.into_iter().map(|job| view! { <JobRow job cancel retry open_rows/> }).collect_view()}
                                     </ul>
                                     <Show when=move || full>
                                         <button class="button button-quiet" on:click=move |_| set_limit.update(|l| *l = (*l + PAGE).min(500))>
@@ -142,6 +144,7 @@ fn JobRow(
     job: Job,
     cancel: ServerAction<CancelJob>,
     retry: ServerAction<RetryJob>,
+    open_rows: RwSignal<std::collections::HashSet<String>>,
 ) -> impl IntoView {
     let live = use_live_events();
     let (class, label) = state_badge(job.state);
@@ -191,6 +194,19 @@ fn JobRow(
             .unwrap_or_default()
     );
     let details = serde_json::to_string_pretty(&job).unwrap_or_default();
+    let log_id = job.id.clone();
+    let row_id = job.id.clone();
+    let open = Memo::new(move |_| open_rows.with(|rows| rows.contains(&row_id)));
+    let toggle_id = job.id.clone();
+    // The page decides (not the browser's own toggle), so a re-read list keeps what is open.
+    let toggle = move |ev: leptos::ev::MouseEvent| {
+        ev.prevent_default();
+        open_rows.update(|rows| {
+            if !rows.remove(&toggle_id) {
+                rows.insert(toggle_id.clone());
+            }
+        })
+    };
     view! {
         <li class="job" data-state=job.state.as_str() data-type=job.sync_type.clone() data-job=job.id.clone()>
             <div class="job-main">
@@ -203,10 +219,62 @@ fn JobRow(
             </div>
             {progress}
             <p class=if job.state == JobState::Failed { "job-summary row-error" } else { "job-summary muted" }>{summary}</p>
-            <details>
-                <summary>"Details"</summary>
+            <details prop:open=open>
+                // A click on the summary (or Enter/Space on it) toggles the details.
+                <summary on:click=toggle>"Details and log"</summary>
                 <pre class="job-details">{details}</pre>
+                {move || open.get().then(|| view! { <JobLog id=log_id.clone()/> })}
             </details>
         </li>
+    }
+}
+
+/// A job's log: the stored lines, then any newer ones as they stream in.
+#[component]
+fn JobLog(id: String) -> impl IntoView {
+    let live = use_live_events();
+    let fetch_id = id.clone();
+    let changed = live.job_changes();
+    let stored = Resource::new(
+        move || changed.get(),
+        move |_| crate::api::get_job_logs(fetch_id.clone()),
+    );
+    view! {
+        <Suspense fallback=|| view! { <p class="muted">"Loading the log…"</p> }>
+            {move || {
+                let id = id.clone();
+                stored.get().map(move |result| match result {
+                    Err(err) => view! { <p class="row-error">{err.to_string()}</p> }.into_any(),
+                    Ok(mut lines) => {
+                        // Live lines not stored yet (stored ones come back with the same run
+                        // position and text).
+                        let fresh: Vec<_> = live
+                            .log_lines_of(&id)
+                            .into_iter()
+                            .filter(|l| {
+                                !lines.iter().any(|s| {
+                                    (s.attempt, s.seq, &s.message) == (l.attempt, l.seq, &l.message)
+                                })
+                            })
+                            .collect();
+                        lines.extend(fresh);
+                        if lines.is_empty() {
+                            return view! { <p class="muted job-log-empty">"No log lines."</p> }.into_any();
+                        }
+                        view! {
+                            <ol class="job-log" aria-label="Log">
+                                {lines.into_iter().map(|l| view! {
+                                    <li class=format!("log-line log-{}", l.level.as_str())>
+                                        <time datetime=l.at.to_rfc3339()>{time_of_day(l.at)}</time>
+                                        <span class="log-attempt">{format!("#{}", l.attempt)}</span>
+                                        <span class="log-message">{l.message}</span>
+                                    </li>
+                                }).collect_view()}
+                            </ol>
+                        }.into_any()
+                    }
+                })
+            }}
+        </Suspense>
     }
 }

@@ -30,6 +30,101 @@ pub fn routes() -> Router<AppState> {
         .route("/api/jobs/{id}", get(get_job))
         .route("/api/jobs/{id}/cancel", post(cancel_job))
         .route("/api/jobs/{id}/retry", post(retry_job))
+        .route("/api/jobs/{id}/logs", get(job_logs))
+        .route("/api/changes", get(list_changes))
+        .route("/api/info", get(info))
+}
+
+/// Reads `limit` from 1 to `max` (default `default`).
+fn limit(raw: Option<String>, default: u32, max: u32) -> Result<u32, ApiError> {
+    match raw.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()) {
+        None => Ok(default),
+        Some(raw) => match raw.parse::<u32>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(ApiError::BadRequest(format!(
+                "`limit` must be a whole number from 1 to {max}; got `{raw}`"
+            ))),
+        },
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct LogQuery {
+    after: Option<String>,
+    limit: Option<String>,
+}
+
+/// `GET /api/jobs/{id}/logs?after=<line id>&limit=` → `{lines, next_after}`, oldest first.
+async fn job_logs(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    query: Result<Query<LogQuery>, QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let after = match query
+        .after
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        None => None,
+        Some(raw) => Some(raw.parse::<i64>().map_err(|_| {
+            ApiError::BadRequest(format!(
+                "`after` must be the `next_after` of a previous page (a line's id); got `{raw}`"
+            ))
+        })?),
+    };
+    let limit = limit(query.limit, 500, 1000)?;
+    let lines = state.engine.logs(job_id(&id)?, after, limit).await?;
+    let next_after = lines.last().and_then(|l| l.id);
+    Ok(Json(json!({ "lines": lines, "next_after": next_after })))
+}
+
+#[derive(Debug, Deserialize)]
+struct ChangeQuery {
+    entity: Option<String>,
+    job_id: Option<String>,
+    before: Option<String>,
+    limit: Option<String>,
+}
+
+/// `GET /api/changes?entity=&job_id=&before=&limit=` → `{changes, next_before}`, newest first.
+async fn list_changes(
+    State(state): State<AppState>,
+    query: Result<Query<ChangeQuery>, QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let nonempty = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    let job = nonempty(query.job_id).map(|raw| job_id(&raw)).transpose()?;
+    let before = match nonempty(query.before) {
+        None => None,
+        Some(raw) => Some(raw.parse::<i64>().map_err(|_| {
+            ApiError::BadRequest(format!(
+                "`before` must be the `next_before` of a previous page; got `{raw}`"
+            ))
+        })?),
+    };
+    let limit = limit(query.limit, 100, 1000)?;
+    let entity = nonempty(query.entity);
+    let changes = state
+        .engine
+        .changes(entity.as_deref(), job, before, limit)
+        .await?;
+    let next_before = (changes.len() == limit as usize)
+        .then(|| changes.last().map(|c| c.id))
+        .flatten();
+    Ok(Json(
+        json!({ "changes": changes, "next_before": next_before }),
+    ))
+}
+
+/// `GET /api/info` → `{version, demo_erp}`: what this server is; `demo_erp` is the demo ERP's
+/// base URL in demo mode, else null.
+async fn info(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "demo_erp": state.demo_erp.map(|addr| format!("http://{addr}/api")),
+    }))
 }
 
 /// Parses an optional JSON body: empty means `T::default()`; malformed JSON is a 400; JSON of

@@ -10,10 +10,20 @@ use figment::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::engine::{
-    types::{default_sync_types, valid_name, SyncType, SyncTypeConfig},
-    EngineSettings,
+use super::{
+    connectors::http::{Connection, ConnectionConfig},
+    engine::{
+        types::{default_sync_types, valid_name, SyncType, SyncTypeConfig, TaskEnv, ERP},
+        EngineSettings,
+    },
 };
+
+/// A top-level JSON field name as the export's `only` filter takes it.
+fn valid_field(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
 
 /// The file read when neither `--config` nor `BATON_CONFIG` names one (only if it exists).
 pub const DEFAULT_CONFIG_FILE: &str = "baton.toml";
@@ -38,6 +48,12 @@ pub const KEYS: &[&str] = &[
     "poll_interval",
     "retention_interval",
     "cancel_grace",
+    "demo",
+    "demo_erp_addr",
+    "demo_erp_latency",
+    "demo_erp_failure_rate",
+    "demo_erp_records",
+    "demo_erp_change_every",
 ];
 
 /// The settings of one Baton process.
@@ -95,6 +111,25 @@ pub struct Config {
     /// there unless a table of the same name replaces one; a table with a new name adds a type.
     #[serde(skip_serializing)]
     pub sync_types: BTreeMap<String, SyncTypeConfig>,
+    /// The systems HTTP connectors talk to (`[connections.erp]` in `baton.toml`).
+    #[serde(skip_serializing)]
+    pub connections: BTreeMap<String, ConnectionConfig>,
+    /// Run the built-in demo ERP in this process and point the `erp` connection at it. Unset:
+    /// on exactly when no `[connections]` are configured.
+    pub demo: Option<bool>,
+    /// Where the in-process demo ERP listens (`BATON_DEMO_ERP_ADDR`); unset: a free port on
+    /// 127.0.0.1.
+    pub demo_erp_addr: Option<SocketAddr>,
+    /// How long the demo ERP takes to answer each request.
+    #[serde(with = "humantime_serde")]
+    pub demo_erp_latency: Duration,
+    /// The share of demo ERP requests answered 503 (0 to 1), to watch retries.
+    pub demo_erp_failure_rate: f64,
+    /// Records per entity the demo ERP starts with.
+    pub demo_erp_records: u32,
+    /// How often the demo ERP's data changes (some records added, changed, removed); 0s: never.
+    #[serde(with = "humantime_serde")]
+    pub demo_erp_change_every: Duration,
 }
 
 /// Log line format.
@@ -131,6 +166,13 @@ impl Default for Config {
             retention_interval: engine.retention_interval,
             cancel_grace: engine.cancel_grace,
             sync_types: default_sync_types(),
+            connections: BTreeMap::new(),
+            demo: None,
+            demo_erp_addr: None,
+            demo_erp_latency: Duration::from_millis(20),
+            demo_erp_failure_rate: 0.0,
+            demo_erp_records: 10_000,
+            demo_erp_change_every: Duration::from_secs(60),
         }
     }
 }
@@ -219,8 +261,18 @@ impl Config {
             .extract()
             .map_err(describe)?;
         let mut config: Config = config;
+        // The built-in types the file leaves alone, if what they connect to exists.
+        let demo = config.demo_enabled();
         for (name, built_in) in default_sync_types() {
-            config.sync_types.entry(name).or_insert(built_in);
+            let reachable = match built_in.task.as_ref().and_then(|t| t.connection()) {
+                Some(connection) => {
+                    config.connections.contains_key(connection) || (demo && connection == ERP)
+                }
+                None => true,
+            };
+            if reachable {
+                config.sync_types.entry(name).or_insert(built_in);
+            }
         }
         config.validate()?;
         Ok(config)
@@ -294,6 +346,54 @@ impl Config {
                 )));
             }
         }
+        for (name, connection) in &self.connections {
+            if !valid_name(name) {
+                return Err(ConfigError::Invalid(format!(
+                    "connections.{name}: a connection's name must be 1 to 64 letters, digits, `-` or `_`"
+                )));
+            }
+            if self.demo_enabled() && name == ERP {
+                return Err(ConfigError::Invalid(format!(
+                    "connections.{ERP}: demo = true points `{ERP}` at the demo ERP; \
+                     remove one of the two"
+                )));
+            }
+            // Only the URL here: secrets are read when the server starts.
+            Connection::resolve(
+                name,
+                &ConnectionConfig {
+                    auth: None,
+                    ..connection.clone()
+                },
+                &|_| None,
+            )
+            .map_err(ConfigError::Invalid)?;
+        }
+        for (name, ty) in &self.sync_types {
+            if let Some(wanted) = ty.task.as_ref().and_then(|t| t.connection()) {
+                let demo_erp = self.demo_enabled() && wanted == ERP;
+                if !demo_erp && !self.connections.contains_key(wanted) {
+                    return Err(ConfigError::Invalid(format!(
+                        "sync_types.{name}.task.connection: there is no [connections.{wanted}]; \
+                         add one with its base_url"
+                    )));
+                }
+            }
+            if let Some(super::engine::types::TaskConfig::Export(export)) = &ty.task {
+                if let Some(only) = &export.only {
+                    if !valid_field(&only.field) {
+                        return Err(ConfigError::Invalid(format!(
+                            "sync_types.{name}.task.only.field: `{}` must be a plain field name \
+                             (letters, digits, `_`)",
+                            only.field
+                        )));
+                    }
+                }
+            }
+        }
+        if !(0.0..=1.0).contains(&self.demo_erp_failure_rate) {
+            return out_of_range("demo_erp_failure_rate", "must be between 0 and 1, e.g. 0.1");
+        }
         if let Err(err) = tracing_subscriber::EnvFilter::try_new(&self.log) {
             return out_of_range("log", &format!("not a valid log filter ({err})"));
         }
@@ -314,11 +414,39 @@ impl Config {
         }
     }
 
-    /// The configured sync types.
-    pub fn sync_types(&self) -> Vec<SyncType> {
+    /// Whether this process runs the demo ERP.
+    pub fn demo_enabled(&self) -> bool {
+        self.demo.unwrap_or(self.connections.is_empty())
+    }
+
+    /// The connections, resolved: secrets read with `env` (the process environment in
+    /// production), and `erp` pointing at `demo_erp` (its base URL) in demo mode.
+    pub fn task_env(
+        &self,
+        demo_erp: Option<&str>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<TaskEnv, ConfigError> {
+        let mut connections = BTreeMap::new();
+        for (name, config) in &self.connections {
+            let connection =
+                Connection::resolve(name, config, env).map_err(ConfigError::Invalid)?;
+            connections.insert(name.clone(), std::sync::Arc::new(connection));
+        }
+        if let Some(base_url) = demo_erp {
+            let connection = Connection::resolve(ERP, &ConnectionConfig::new(base_url), env)
+                .map_err(ConfigError::Invalid)?;
+            connections.insert(ERP.to_string(), std::sync::Arc::new(connection));
+        }
+        Ok(TaskEnv { connections })
+    }
+
+    /// The configured sync types, their tasks built over `env`.
+    pub fn sync_types(&self, env: &TaskEnv) -> Result<Vec<SyncType>, ConfigError> {
         self.sync_types
             .iter()
-            .map(|(name, config)| SyncType::from_config(name, config))
+            .map(|(name, config)| {
+                SyncType::from_config(name, config, env).map_err(ConfigError::Invalid)
+            })
             .collect()
     }
 
@@ -396,6 +524,8 @@ impl fmt::Debug for Config {
             .field("retention_interval", &self.retention_interval)
             .field("cancel_grace", &self.cancel_grace)
             .field("sync_types", &self.sync_types.keys().collect::<Vec<_>>())
+            .field("connections", &self.connections.keys().collect::<Vec<_>>())
+            .field("demo", &self.demo_enabled())
             .finish()
     }
 }
@@ -585,6 +715,58 @@ mod tests {
     }
 
     #[test]
+    fn demo_mode_is_on_without_connections_and_built_ins_follow_the_erp_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("baton.toml");
+        std::fs::write(&file, "").unwrap();
+        let config = Config::load_from(Some(&file), &Overrides::default(), env(&[])).unwrap();
+        assert!(config.demo_enabled());
+        assert!(config.sync_types.contains_key("customers"));
+        let task_env = config
+            .task_env(Some("http://127.0.0.1:9/api"), &|_| None)
+            .unwrap();
+        assert_eq!(config.sync_types(&task_env).unwrap().len(), 8);
+
+        // Own systems, but no `erp`: the built-in pulls have nowhere to pull from and are left out.
+        std::fs::write(
+            &file,
+            "[connections.hr]\nbase_url = \"https://hr.example.com/v1\"\nauth = { env = \"HR_TOKEN\" }\n\n\
+             [sync_types.employees]\npriority = 3\ntask = { kind = \"http_call\", connection = \"hr\", path = \"/collect\" }\n",
+        )
+        .unwrap();
+        let config = Config::load_from(Some(&file), &Overrides::default(), env(&[])).unwrap();
+        assert!(!config.demo_enabled());
+        assert!(!config.sync_types.contains_key("customers"));
+        assert!(
+            config.sync_types.contains_key("records")
+                && config.sync_types.contains_key("employees")
+        );
+        // The secret is read when the server starts; its absence is named.
+        let err = config.task_env(None, &|_| None).unwrap_err().to_string();
+        assert!(err.contains("HR_TOKEN"), "{err}");
+        let task_env = config
+            .task_env(None, &|name| {
+                (name == "HR_TOKEN").then(|| "t0ken".to_string())
+            })
+            .unwrap();
+        assert_eq!(config.sync_types(&task_env).unwrap().len(), 2);
+        assert!(!format!("{config:?}{task_env:?}").contains("t0ken"));
+
+        // BATON_DEMO_ERP_ADDR and friends come from the environment like every key.
+        let config = Config::load_from(
+            Some(&file),
+            &Overrides::default(),
+            env(&[("DEMO", "true"), ("DEMO_ERP_ADDR", "127.0.0.1:3999")]),
+        )
+        .unwrap();
+        assert!(config.demo_enabled() && config.sync_types.contains_key("customers"));
+        assert_eq!(
+            config.demo_erp_addr,
+            Some("127.0.0.1:3999".parse().unwrap())
+        );
+    }
+
+    #[test]
     fn bad_sync_types_and_lease_settings_are_refused_by_name() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("baton.toml");
@@ -598,6 +780,22 @@ mod tests {
             ),
             ("lease_ttl = \"10s\"\nlease_renew = \"6s\"\n", "lease_renew"),
             ("workers = 0\n", "workers"),
+            (
+                "[sync_types.x]\npriority = 1\ntask = { kind = \"http_call\", connection = \"hr\", path = \"/a\" }\n",
+                "sync_types.x.task.connection: there is no [connections.hr]",
+            ),
+            ("[connections.hr]\nbase_url = \"ftp://x\"\n", "connections.hr.base_url"),
+            ("[connections.hr]\nbase_url = \"not a url\"\n", "connections.hr.base_url"),
+            ("[connections.hr]\nbase = \"http://x\"\n", "base"),
+            (
+                "demo = true\n[connections.erp]\nbase_url = \"http://erp.local\"\n",
+                "connections.erp",
+            ),
+            ("demo_erp_failure_rate = 2.0\n", "demo_erp_failure_rate"),
+            (
+                "[connections.erp]\nbase_url = \"http://erp.local\"\n[sync_types.out]\npriority = 1\ntask = { kind = \"export\", entity = \"orders\", only = { field = \"a.b\", value = \"x\" }, target = { kind = \"csv\", dir = \"out\", columns = [\"id\"] } }\n",
+                "only.field",
+            ),
         ] {
             std::fs::write(&file, toml).unwrap();
             let err = Config::load_from(Some(&file), &Overrides::default(), env(&[]))

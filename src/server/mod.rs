@@ -3,6 +3,8 @@
 pub mod api;
 pub mod bench;
 pub mod config;
+pub mod connectors;
+pub mod demo_erp;
 pub mod engine;
 pub mod error;
 pub mod events;

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     config::Config,
+    demo_erp::{DemoErp, DemoErpSettings},
     engine::Engine,
     events::EventBus,
     instance::{HeartbeatService, Instance},
@@ -53,22 +54,47 @@ impl Application {
         leptos.site_addr = listener.local_addr()?;
 
         tracing::info!(database = %target, instance = %instance.id, "database ready");
+        let shutdown = CancellationToken::new();
+        let demo_erp = if config.demo_enabled() {
+            let erp = DemoErp::new(DemoErpSettings {
+                records: config.demo_erp_records,
+                latency: config.demo_erp_latency,
+                failure_rate: config.demo_erp_failure_rate,
+                change_every: Some(config.demo_erp_change_every),
+            });
+            let wanted = config
+                .demo_erp_addr
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+            let addr = erp.spawn(wanted, shutdown.clone()).await.with_context(|| {
+                format!("cannot start the demo ERP on {wanted} (BATON_DEMO_ERP_ADDR)")
+            })?;
+            tracing::info!(
+                "demo mode: the `erp` connection is the built-in demo ERP at http://{addr}/api \
+                 (configure [connections] to sync your own systems)"
+            );
+            Some(addr)
+        } else {
+            None
+        };
+        let demo_base = demo_erp.map(|addr| format!("http://{addr}/api"));
+        let task_env = config.task_env(demo_base.as_deref(), &|name| std::env::var(name).ok())?;
         let events = EventBus::new(config.event_buffer);
         let engine = Engine::new(
             store.clone(),
             events.clone(),
             instance.id,
             config.engine_settings(),
-            config.sync_types(),
+            config.sync_types(&task_env)?,
         );
         let state = AppState {
+            demo_erp,
             events,
             engine,
             config: Arc::new(config),
             leptos,
             store,
             instance,
-            shutdown: CancellationToken::new(),
+            shutdown,
         };
         Ok(Self { listener, state })
     }

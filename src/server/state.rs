@@ -23,6 +23,8 @@ pub struct AppState {
     pub engine: Engine,
     /// Who this process is.
     pub instance: Arc<Instance>,
+    /// Where the in-process demo ERP listens, in demo mode.
+    pub demo_erp: Option<std::net::SocketAddr>,
     /// The root token: cancelled once, on SIGINT/SIGTERM, and everything that runs stops.
     pub shutdown: CancellationToken,
 }

@@ -37,7 +37,7 @@ use crate::{
 };
 
 /// A database that exists for one measurement.
-enum BenchDb {
+pub(super) enum BenchDb {
     /// Removed with the directory when dropped.
     Sqlite {
         _dir: tempfile::TempDir,
@@ -79,14 +79,14 @@ impl BenchDb {
         ))
     }
 
-    async fn open(backend: &str, args: &BenchArgs) -> anyhow::Result<(Self, Store)> {
+    pub(super) async fn open(backend: &str, args: &BenchArgs) -> anyhow::Result<(Self, Store)> {
         match backend {
             "sqlite" => Self::sqlite().await,
             _ => Self::postgres(&args.postgres_url).await,
         }
     }
 
-    async fn drop_now(self, store: Store) {
+    pub(super) async fn drop_now(self, store: Store) {
         store.close().await;
         if let BenchDb::Postgres { admin, name } = self {
             if let Ok(mut conn) = PgConnection::connect(&admin).await {

@@ -1,7 +1,7 @@
 //! `baton bench`: figures for the targets that live in benchmarks, never in timed tests.
 //!
 //! `--suite site` (below) measures the web app; `--suite engine` ([`engine`]) the job engine;
-//! without `--suite`, both.
+//! `--suite connectors` ([`connectors`]) an HTTP pull; without `--suite`, all three.
 //!
 //! It measures the built site (WASM size, raw and brotli) and a real `baton serve` child process on
 //! a free port with a fresh SQLite database: time to first byte of the server-rendered home page
@@ -17,6 +17,7 @@ use std::{
 
 use anyhow::{bail, Context};
 
+mod connectors;
 mod engine;
 
 /// Which measurements to run.
@@ -26,6 +27,8 @@ pub enum Suite {
     Site,
     /// Job throughput, mutex hand-off, progress cost, progress-to-SSE latency.
     Engine,
+    /// Records per second of an HTTP pull from the demo ERP, progress on and off.
+    Connectors,
 }
 
 /// Options of `baton bench`.
@@ -59,6 +62,9 @@ pub struct BenchArgs {
     /// Records in the progress-cost job
     #[arg(long, default_value_t = 1_000_000)]
     pub records: usize,
+    /// Customers the demo ERP serves for the pull benchmark
+    #[arg(long, default_value_t = 100_000)]
+    pub pull_records: u32,
 }
 
 /// Runs every measurement and prints one line per figure.
@@ -68,18 +74,22 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         || args.jobs < 4
         || args.workers == 0
         || args.records == 0
+        || args.pull_records == 0
     {
         bail!("--requests, --runs, --workers and --records must be at least 1, --jobs at least 4");
     }
-    if args.suite != Some(Suite::Engine) {
+    if args.suite.is_none() || args.suite == Some(Suite::Site) {
         wasm_size(&args)?;
         let mut server = ServerUnderTest::start(&args.site_root)?;
         let result = server_figures(&args, &server).await;
         server.stop();
         result?;
     }
-    if args.suite != Some(Suite::Site) {
+    if args.suite.is_none() || args.suite == Some(Suite::Engine) {
         engine::run(&args).await?;
+    }
+    if args.suite.is_none() || args.suite == Some(Suite::Connectors) {
+        connectors::run(&args).await?;
     }
     Ok(())
 }

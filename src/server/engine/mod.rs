@@ -258,11 +258,12 @@ impl Engine {
         self.queue_job(&ty, &request, None, None, true).await
     }
 
-    /// Requests every enabled type that needs no input, highest priority first.
+    /// Requests every enabled type that belongs to a full sync (not pushed types, not exports),
+    /// highest priority first.
     pub async fn request_full(&self, request: Request) -> Result<Vec<Job>, EngineError> {
         let mut jobs = Vec::new();
         for ty in self.types() {
-            if ty.enabled && !ty.takes_records {
+            if ty.enabled && ty.in_full && !ty.takes_records {
                 jobs.push(self.request_sync(&ty.name, request.clone()).await?.0);
             }
         }
@@ -340,6 +341,33 @@ impl Engine {
     /// One job.
     pub async fn job(&self, id: Uuid) -> Result<Job, EngineError> {
         Ok(self.row(id).await?.to_job())
+    }
+
+    /// A job's log lines in order, after the line with id `after` if given; `NotFound` for an
+    /// unknown job.
+    pub async fn logs(
+        &self,
+        id: Uuid,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<crate::model::JobLogLine>, EngineError> {
+        self.row(id).await?;
+        Ok(self.inner.store.job_logs(id, after, limit).await?)
+    }
+
+    /// The newest changes pulls found, newest first, of one entity and/or one job.
+    pub async fn changes(
+        &self,
+        entity: Option<&str>,
+        job: Option<Uuid>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<crate::model::EntityChange>, EngineError> {
+        Ok(self
+            .inner
+            .store
+            .list_changes(entity, job, before, limit)
+            .await?)
     }
 
     async fn row(&self, id: Uuid) -> Result<JobRow, EngineError> {

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::{
-    model::{EventKind, JobProgress},
+    model::{EventKind, JobLogLine, JobProgress, LogLevel},
     server::{
         events::EventBus,
         store::{ProgressRow, Store},
@@ -69,6 +69,7 @@ pub struct TaskContext {
     pub(super) store: Store,
     pub(super) progress: Arc<ProgressCell>,
     pub(super) warnings: Mutex<Vec<String>>,
+    pub(super) logs: Arc<LogBuffer>,
 }
 
 impl TaskContext {
@@ -102,6 +103,15 @@ impl TaskContext {
         &self.stop
     }
 
+    /// Who writes for this attempt, for store writes guarded by the job's lease.
+    pub fn writer(&self) -> crate::server::store::Writer {
+        crate::server::store::Writer {
+            job_id: self.job_id,
+            owner: self.owner,
+            attempt: self.attempt,
+        }
+    }
+
     /// The database, for tasks that store what they sync.
     pub fn store(&self) -> &Store {
         &self.store
@@ -123,10 +133,18 @@ impl TaskContext {
         });
     }
 
-    /// Notes something that went wrong without failing the job.
+    /// Adds a line to the job's log: published at once as a `job-log` event, stored within
+    /// 250 ms. An attempt keeps its first [`LOG_LINES_PER_ATTEMPT`] lines; later ones are counted
+    /// and the count is logged at the end.
+    pub fn log(&self, level: LogLevel, message: impl Into<String>) {
+        self.logs.push(level, message.into());
+    }
+
+    /// Notes something that went wrong without failing the job (also a `warn` log line).
     pub fn warn(&self, warning: impl Into<String>) {
         let warning = warning.into();
         tracing::warn!(job = %self.job_id, sync_type = %self.sync_type, "{warning}");
+        self.logs.push(LogLevel::Warn, warning.clone());
         self.warnings
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -197,6 +215,89 @@ impl ProgressCell {
     pub(super) fn last(&self) -> Option<ProgressRow> {
         let latest = self.latest.lock().unwrap_or_else(|p| p.into_inner());
         (latest.0 != ProgressRow::default()).then(|| latest.0.clone())
+    }
+}
+
+/// Lines an attempt keeps in its log; the rest are counted.
+pub const LOG_LINES_PER_ATTEMPT: u32 = 1000;
+
+/// Longest log line kept, in bytes; longer ones are cut.
+const LOG_LINE_BYTES: usize = 4096;
+
+/// The log lines of one attempt not yet stored.
+pub(super) struct LogBuffer {
+    job_id: String,
+    attempt: u32,
+    events: EventBus,
+    state: Mutex<LogState>,
+}
+
+#[derive(Default)]
+struct LogState {
+    pending: Vec<JobLogLine>,
+    written: u32,
+    dropped: u64,
+}
+
+impl LogBuffer {
+    pub(super) fn new(job_id: Uuid, attempt: u32, events: EventBus) -> Self {
+        Self {
+            job_id: job_id.to_string(),
+            attempt,
+            events,
+            state: Mutex::new(LogState::default()),
+        }
+    }
+
+    pub(super) fn push(&self, level: LogLevel, mut message: String) {
+        if message.len() > LOG_LINE_BYTES {
+            let mut cut = LOG_LINE_BYTES;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push('…');
+        }
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if state.written >= LOG_LINES_PER_ATTEMPT {
+            state.dropped += 1;
+            return;
+        }
+        state.written += 1;
+        let line = JobLogLine {
+            id: None,
+            job_id: self.job_id.clone(),
+            attempt: self.attempt,
+            seq: state.written,
+            at: chrono::Utc::now(),
+            level,
+            message,
+        };
+        state.pending.push(line.clone());
+        drop(state);
+        self.events.publish(EventKind::JobLog(line));
+    }
+
+    /// The lines not yet stored; with `last`, also a line counting those not kept.
+    pub(super) fn take(&self, last: bool) -> Vec<JobLogLine> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if last && state.dropped > 0 {
+            let line = JobLogLine {
+                id: None,
+                job_id: self.job_id.clone(),
+                attempt: self.attempt,
+                seq: state.written + 1,
+                at: chrono::Utc::now(),
+                level: LogLevel::Warn,
+                message: format!(
+                    "{} more lines were not kept (an attempt keeps its first {LOG_LINES_PER_ATTEMPT})",
+                    state.dropped
+                ),
+            };
+            state.dropped = 0;
+            state.pending.push(line);
+        }
+        std::mem::take(&mut state.pending)
     }
 }
 

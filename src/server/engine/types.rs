@@ -13,6 +13,13 @@ use super::{
     retry::RetryPolicy,
     task::{NoopTask, RecordsTask, SyncTask, WaitTask},
 };
+use crate::server::connectors::{
+    call::{HttpCallConfig, HttpCallTask},
+    command::{CommandConfig, CommandTask},
+    export::{ExportConfig, ExportTarget, ExportTask},
+    http::Connection,
+    pull::{HttpPullConfig, HttpPullTask, Incremental, Paging},
+};
 
 /// One sync type as written in `baton.toml`; every key but `priority` has a default.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -40,9 +47,8 @@ pub struct SyncTypeConfig {
     pub task: Option<TaskConfig>,
 }
 
-/// Which task a sync type runs. The connectors (HTTP pull, HTTP call, command, export) join this
-/// list; until then the six built-in types run `wait`, which works through steps over a duration,
-/// reports progress, saves a checkpoint and honours cancellation like a real sync does.
+/// Which task a sync type runs: a connector (`http_pull`, `http_call`, `command`, `export`) or
+/// one of the built-in tasks (`noop`, `wait`, `records`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum TaskConfig {
@@ -56,6 +62,36 @@ pub enum TaskConfig {
     },
     /// Upserts the records pushed with the job into the `records` table by their `id`.
     Records,
+    /// Pulls a paginated JSON API into an entity, with change detection.
+    HttpPull(HttpPullConfig),
+    /// POSTs to a worker endpoint.
+    HttpCall(HttpCallConfig),
+    /// Runs a program.
+    Command(CommandConfig),
+    /// Sends ready records to the ERP or to CSV files.
+    Export(ExportConfig),
+}
+
+impl TaskConfig {
+    /// The connection this task uses, if any.
+    pub fn connection(&self) -> Option<&str> {
+        match self {
+            TaskConfig::HttpPull(c) => Some(&c.connection),
+            TaskConfig::HttpCall(c) => Some(&c.connection),
+            TaskConfig::Export(ExportConfig {
+                target: ExportTarget::Http { connection, .. },
+                ..
+            }) => Some(connection),
+            _ => None,
+        }
+    }
+}
+
+/// What building a sync type's task may need: the resolved connections.
+#[derive(Clone, Debug, Default)]
+pub struct TaskEnv {
+    /// `[connections.<name>]`, resolved (secrets read).
+    pub connections: BTreeMap<String, Arc<Connection>>,
 }
 
 fn yes() -> bool {
@@ -70,19 +106,21 @@ fn default_keep() -> u32 {
     100
 }
 
-/// The built-in types: seed 001's six (exclusive, priorities 6 to 1) and `records`.
+/// The connection the built-in types use: `[connections.erp]`, or the demo ERP.
+pub const ERP: &str = "erp";
+
+/// The built-in types: seed 001's six (exclusive, priorities 6 to 1), each an incremental
+/// `http_pull` of its entity from `/<name>` on the `erp` connection; `export-orders`, which
+/// sends orders whose `status` is `ready` to `/orders/import` there; and `records`.
 pub fn default_sync_types() -> BTreeMap<String, SyncTypeConfig> {
-    let simulated = |priority: i64| SyncTypeConfig {
+    let typed = |priority: i64, task: TaskConfig| SyncTypeConfig {
         priority,
         exclusive: true,
         enabled: true,
         timeout: default_timeout(),
         retry: RetryPolicy::default(),
         keep: default_keep(),
-        task: Some(TaskConfig::Wait {
-            duration: Duration::from_secs(3),
-            steps: 30,
-        }),
+        task: Some(task),
     };
     let mut types = BTreeMap::new();
     for (name, priority) in [
@@ -93,15 +131,50 @@ pub fn default_sync_types() -> BTreeMap<String, SyncTypeConfig> {
         ("prices", 2),
         ("products", 1),
     ] {
-        types.insert(name.to_string(), simulated(priority));
+        let pull = HttpPullConfig {
+            connection: ERP.into(),
+            path: format!("/{name}"),
+            entity: name.into(),
+            key: "id".into(),
+            records: "/data".into(),
+            total: "/total".into(),
+            paging: Paging::default(),
+            incremental: Some(Incremental {
+                param: "updated_since".into(),
+                field: "updated_at".into(),
+            }),
+            full_every: Duration::from_secs(24 * 3600),
+            query: BTreeMap::new(),
+            progress: true,
+        };
+        types.insert(
+            name.to_string(),
+            typed(priority, TaskConfig::HttpPull(pull)),
+        );
     }
+    types.insert(
+        "export-orders".to_string(),
+        typed(
+            7,
+            TaskConfig::Export(ExportConfig {
+                entity: "orders".into(),
+                only: Some(crate::server::connectors::export::OnlyWhen {
+                    field: "status".into(),
+                    value: "ready".into(),
+                }),
+                batch: 500,
+                target: ExportTarget::Http {
+                    connection: ERP.into(),
+                    path: "/orders/import".into(),
+                },
+            }),
+        ),
+    );
     types.insert(
         "records".to_string(),
         SyncTypeConfig {
-            priority: 0,
             exclusive: false,
-            task: Some(TaskConfig::Records),
-            ..simulated(0)
+            ..typed(0, TaskConfig::Records)
         },
     );
     types
@@ -126,6 +199,9 @@ pub struct SyncType {
     pub keep: u32,
     /// Needs input pushed with the job (so it is left out of a full sync).
     pub takes_records: bool,
+    /// Part of a full sync (`POST /api/sync/full`): every type but pushed ones and exports,
+    /// which a person starts on purpose.
+    pub in_full: bool,
     /// The work.
     pub task: Arc<dyn SyncTask>,
 }
@@ -143,26 +219,52 @@ impl std::fmt::Debug for SyncType {
 
 impl SyncType {
     /// A type from its configuration (a built-in type without a task keeps its own; a new type
-    /// without one, which validation refuses, does nothing).
-    pub fn from_config(name: &str, config: &SyncTypeConfig) -> Self {
+    /// without one, which validation refuses, does nothing). Fails with a message naming the key
+    /// when the task names a connection that `env` lacks.
+    pub fn from_config(name: &str, config: &SyncTypeConfig, env: &TaskEnv) -> Result<Self, String> {
         let task = config.task.clone().or_else(|| {
             default_sync_types()
                 .remove(name)
                 .and_then(|built_in| built_in.task)
         });
-        let (task, takes_records): (Arc<dyn SyncTask>, bool) =
+        let connection = |wanted: &str| {
+            env.connections.get(wanted).cloned().ok_or_else(|| {
+                format!(
+                    "sync_types.{name}.task.connection: there is no [connections.{wanted}]; \
+                     add one with its base_url, or disable the type with enabled = false"
+                )
+            })
+        };
+        let (task, takes_records, in_full): (Arc<dyn SyncTask>, bool, bool) =
             match task.unwrap_or(TaskConfig::Noop) {
-                TaskConfig::Noop => (Arc::new(NoopTask), false),
+                TaskConfig::Noop => (Arc::new(NoopTask), false, true),
                 TaskConfig::Wait { duration, steps } => (
                     Arc::new(WaitTask {
                         duration,
                         steps: steps.max(1),
                     }),
                     false,
+                    true,
                 ),
-                TaskConfig::Records => (Arc::new(RecordsTask::default()), true),
+                TaskConfig::Records => (Arc::new(RecordsTask::default()), true, false),
+                TaskConfig::HttpPull(pull) => {
+                    let connection = connection(&pull.connection)?;
+                    (Arc::new(HttpPullTask::new(pull, connection)), false, true)
+                }
+                TaskConfig::HttpCall(call) => {
+                    let connection = connection(&call.connection)?;
+                    (Arc::new(HttpCallTask::new(call, connection)), false, true)
+                }
+                TaskConfig::Command(command) => (Arc::new(CommandTask::new(command)), false, true),
+                TaskConfig::Export(export) => {
+                    let connection = match &export.target {
+                        ExportTarget::Http { connection: c, .. } => Some(connection(c)?),
+                        ExportTarget::Csv { .. } => None,
+                    };
+                    (Arc::new(ExportTask::new(export, connection)), false, false)
+                }
             };
-        Self {
+        Ok(Self {
             name: name.to_string(),
             priority: config.priority,
             exclusive: config.exclusive,
@@ -171,8 +273,9 @@ impl SyncType {
             retry: config.retry,
             keep: config.keep,
             takes_records,
+            in_full,
             task,
-        }
+        })
     }
 
     /// A type running `task`, with the default timeout, retry policy and history.
@@ -186,6 +289,7 @@ impl SyncType {
             retry: RetryPolicy::default(),
             keep: default_keep(),
             takes_records: false,
+            in_full: true,
             task,
         }
     }
@@ -215,6 +319,7 @@ mod tests {
         assert_eq!(
             names,
             [
+                "export-orders",
                 "orders",
                 "customers",
                 "ddt",
@@ -224,9 +329,13 @@ mod tests {
                 "records"
             ]
         );
-        assert!(by_priority[..6].iter().all(|(_, t)| t.exclusive));
+        assert!(by_priority[..7].iter().all(|(_, t)| t.exclusive));
         assert!(!types["records"].exclusive);
-        assert!(SyncType::from_config("records", &types["records"]).takes_records);
+        let env = TaskEnv::default();
+        let records = SyncType::from_config("records", &types["records"], &env).unwrap();
+        assert!(records.takes_records && !records.in_full);
+        let err = SyncType::from_config("orders", &types["orders"], &env).unwrap_err();
+        assert!(err.contains("[connections.erp]"), "{err}");
     }
 
     #[test]
@@ -245,6 +354,21 @@ mod tests {
                 steps: 4
             })
         );
+        let pull: SyncTypeConfig = toml::from_str(
+            "priority = 1\n[task]\nkind = \"http_pull\"\nconnection = \"shop\"\npath = \"/items\"\nentity = \"items\"\npaging = { style = \"cursor\", size = 100 }\n",
+        )
+        .unwrap();
+        let Some(TaskConfig::HttpPull(pull)) = pull.task else {
+            panic!("{pull:?}")
+        };
+        assert_eq!(pull.key, "id");
+        assert!(matches!(pull.paging, Paging::Cursor { size: 100, .. }));
+        let err = toml::from_str::<SyncTypeConfig>(
+            "priority = 1\ntask = { kind = \"http_pull\", connection = \"a\", path = \"/\", entity = \"e\", pages = 3 }",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("pages"), "{err}");
         let err = toml::from_str::<SyncTypeConfig>("priority = 1\ntask = { kind = \"teleport\" }")
             .unwrap_err()
             .to_string();

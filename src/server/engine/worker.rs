@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::{
     lifecycle::{apply, Holder, Lifecycle, Transition},
-    task::{ProgressCell, TaskContext, TaskError},
+    task::{LogBuffer, ProgressCell, TaskContext, TaskError},
     types::SyncType,
     Engine, Running, StopReason,
 };
@@ -230,6 +230,7 @@ impl Engine {
             &row.sync_type,
             inner.events.clone(),
         ));
+        let logs = Arc::new(LogBuffer::new(row.id, before.attempt, inner.events.clone()));
         let ctx = TaskContext {
             job_id: row.id,
             sync_type: row.sync_type.clone(),
@@ -244,13 +245,19 @@ impl Engine {
             store: inner.store.clone(),
             progress: progress.clone(),
             warnings: Mutex::new(serde_json::from_str(&row.warnings).unwrap_or_default()),
+            logs: logs.clone(),
         };
 
-        // The progress writer: the latest report, at most every `progress_interval`.
+        // The progress writer: the latest report and new log lines, at most every
+        // `progress_interval`.
         let writer_done = CancellationToken::new();
         let writer = tokio::spawn({
-            let (store, progress, done) =
-                (inner.store.clone(), progress.clone(), writer_done.clone());
+            let (store, progress, logs, done) = (
+                inner.store.clone(),
+                progress.clone(),
+                logs.clone(),
+                writer_done.clone(),
+            );
             let (id, owner, attempt) = (row.id, inner.owner, before.attempt);
             let every = inner.settings.progress_interval;
             async move {
@@ -263,6 +270,10 @@ impl Engine {
                         if let Err(err) = store.write_progress(id, owner, attempt, &report).await {
                             tracing::debug!(job = %id, error = %err, "could not store progress");
                         }
+                    }
+                    let lines = logs.take(false);
+                    if let Err(err) = store.append_logs(&lines).await {
+                        tracing::warn!(job = %id, error = %err, lines = lines.len(), "could not store log lines");
                     }
                 }
             }
@@ -296,6 +307,13 @@ impl Engine {
         };
         writer_done.cancel();
         let _ = writer.await;
+        if let Err(TaskError::Retryable(error) | TaskError::Fatal(error)) = &outcome {
+            logs.push(crate::model::LogLevel::Error, error.clone());
+        }
+        let lines = logs.take(true);
+        if let Err(err) = inner.store.append_logs(&lines).await {
+            tracing::warn!(job = %row.id, error = %err, lines = lines.len(), "could not store log lines");
+        }
 
         let warnings = ctx
             .warnings

@@ -722,6 +722,16 @@ impl Store {
         }))
     }
 
+    /// The result of the last completed job of `sync_type`.
+    pub async fn last_result(&self, sync_type: &str) -> Result<Option<String>, StoreError> {
+        let sql = "select result from jobs where sync_type = $1 and state = 'completed' \
+                   order by finished_at desc, id desc limit 1";
+        let result: Option<Option<String>> = on_pool!(read self, pool => {
+            sqlx::query_scalar(sql).bind(sync_type).fetch_optional(pool).await?
+        });
+        Ok(result.flatten())
+    }
+
     /// Deletes the finished jobs of `sync_type` beyond the newest `keep`; returns how many.
     pub async fn prune_jobs(&self, sync_type: &str, keep: u32) -> Result<u64, StoreError> {
         let sql = "delete from jobs where sync_type = $1 \

@@ -12,8 +12,11 @@
 //! several, which WAL lets run beside the writer. Migrations live in `migrations/sqlite` and
 //! `migrations/postgres`, numbered the same way, and run at start-up.
 
+mod entities;
 mod instances;
 mod jobs;
+
+pub use entities::{changed_fields, ExportRecord, ExportSelection, PulledRecord, Writer};
 
 pub use instances::InstanceRow;
 pub use jobs::{

@@ -1,0 +1,206 @@
+//! `command`: runs a program. Its stdout and stderr become the job's log lines, lines of the
+//! form `PROGRESS <done>/<total> <message>` (or `PROGRESS <done> <message>`) report progress,
+//! and the exit code decides the outcome: 0 succeeds, 75 (`EX_TEMPFAIL`) fails retryably,
+//! anything else fails for good. The program runs in its own process group, which is killed on
+//! cancel, on timeout and if Baton drops the attempt.
+
+use std::{collections::BTreeMap, path::PathBuf, process::Stdio, time::Duration};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::{
+    model::LogLevel,
+    server::engine::task::{SyncTask, TaskContext, TaskError, TaskOutput},
+};
+
+/// `task = { kind = "command", program = "…", args = [ … ] }`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandConfig {
+    /// The program (a path, or a name looked up in `PATH`).
+    pub program: String,
+    /// Its arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Extra environment variables (on top of Baton's own environment).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// The working directory; Baton's own when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+    /// The longest a run may take; it is killed then (and the attempt fails retryably).
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(10 * 60)
+}
+
+/// The exit code that asks for a retry (`EX_TEMPFAIL` from sysexits.h).
+pub const EXIT_RETRY: i32 = 75;
+
+/// The task.
+pub struct CommandTask {
+    config: CommandConfig,
+}
+
+impl CommandTask {
+    /// A task running `config`.
+    pub fn new(config: CommandConfig) -> Self {
+        Self { config }
+    }
+}
+
+/// Reads a progress line: `PROGRESS 3/10 message`, `PROGRESS 3 message`.
+pub fn parse_progress(line: &str) -> Option<(u64, Option<u64>, String)> {
+    let rest = line.strip_prefix("PROGRESS ")?.trim_start();
+    let (count, message) = rest.split_once(' ').unwrap_or((rest, ""));
+    let (done, total) = match count.split_once('/') {
+        Some((done, total)) => (done.parse().ok()?, Some(total.parse().ok()?)),
+        None => (count.parse().ok()?, None),
+    };
+    Some((done, total, message.trim().to_string()))
+}
+
+/// Kills the whole process group when dropped, unless the program already ended.
+struct GroupGuard {
+    pgid: Option<i32>,
+}
+
+impl GroupGuard {
+    fn kill(&mut self) {
+        if let Some(pgid) = self.pgid.take() {
+            // SAFETY: killpg only sends a signal; the group is the child's own.
+            unsafe {
+                libc::killpg(pgid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[async_trait]
+impl SyncTask for CommandTask {
+    async fn run(&self, ctx: &TaskContext) -> Result<TaskOutput, TaskError> {
+        let config = &self.config;
+        let mut command = tokio::process::Command::new(&config.program);
+        command
+            .args(&config.args)
+            .envs(&config.env)
+            .env("BATON_JOB_ID", ctx.job_id().to_string())
+            .env("BATON_ATTEMPT", ctx.attempt().to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        if let Some(dir) = &config.dir {
+            command.current_dir(dir);
+        }
+        let mut child = command
+            .spawn()
+            .map_err(|e| TaskError::Fatal(format!("could not start `{}`: {e}", config.program)))?;
+        let mut guard = GroupGuard {
+            pgid: child.id().map(|id| id as i32),
+        };
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped")).lines();
+        let mut stderr = BufReader::new(child.stderr.take().expect("piped")).lines();
+        let (mut out_open, mut err_open) = (true, true);
+        let mut last_error = None::<String>;
+        let mut lines = 0u64;
+        let deadline = tokio::time::sleep(config.timeout);
+        tokio::pin!(deadline);
+        let status = loop {
+            tokio::select! {
+                _ = ctx.stop().cancelled() => {
+                    guard.kill();
+                    let _ = child.wait().await;
+                    ctx.log(LogLevel::Warn, "stopped: the program was killed");
+                    return Err(TaskError::Interrupted);
+                }
+                _ = &mut deadline => {
+                    guard.kill();
+                    let _ = child.wait().await;
+                    return Err(TaskError::Retryable(format!(
+                        "`{}` ran longer than its timeout of {}s and was killed",
+                        config.program,
+                        config.timeout.as_secs()
+                    )));
+                }
+                line = stdout.next_line(), if out_open => match line {
+                    Ok(Some(line)) => {
+                        lines += 1;
+                        match parse_progress(&line) {
+                            Some((done, total, message)) => ctx.progress(done, total, message),
+                            None => ctx.log(LogLevel::Info, line),
+                        }
+                    }
+                    _ => out_open = false,
+                },
+                line = stderr.next_line(), if err_open => match line {
+                    Ok(Some(line)) => {
+                        lines += 1;
+                        if !line.trim().is_empty() {
+                            last_error = Some(line.clone());
+                        }
+                        ctx.log(LogLevel::Warn, line);
+                    }
+                    _ => err_open = false,
+                },
+                status = child.wait(), if !out_open && !err_open => break status,
+            }
+        };
+        guard.pgid = None;
+        let status = status.map_err(|e| {
+            TaskError::Retryable(format!("could not wait for `{}`: {e}", config.program))
+        })?;
+        let said = last_error.map(|l| format!(": {l}")).unwrap_or_default();
+        match status.code() {
+            Some(0) => Ok(TaskOutput {
+                result: Some(json!({ "exit_code": 0, "lines": lines })),
+            }),
+            Some(EXIT_RETRY) => Err(TaskError::Retryable(format!(
+                "`{}` exited with {EXIT_RETRY} (try again later){said}",
+                config.program
+            ))),
+            Some(code) => Err(TaskError::Fatal(format!(
+                "`{}` exited with {code}{said}",
+                config.program
+            ))),
+            None => {
+                use std::os::unix::process::ExitStatusExt;
+                Err(TaskError::Fatal(format!(
+                    "`{}` was killed by signal {}{said}",
+                    config.program,
+                    status.signal().unwrap_or(0)
+                )))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_lines_with_and_without_a_total() {
+        assert_eq!(
+            parse_progress("PROGRESS 3/10 importing rows"),
+            Some((3, Some(10), "importing rows".into()))
+        );
+        assert_eq!(parse_progress("PROGRESS 7"), Some((7, None, String::new())));
+        assert_eq!(parse_progress("PROGRESS x/10 no"), None);
+        assert_eq!(parse_progress("progress 1/2"), None);
+        assert_eq!(parse_progress("PROGRESS 1/ y"), None);
+    }
+}

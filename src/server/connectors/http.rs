@@ -1,0 +1,314 @@
+//! Named HTTP connections (`[connections.<name>]`): a base URL, an optional auth header whose
+//! value comes from an environment variable, a timeout and how often a request is retried.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use reqwest::{
+    header::{HeaderName, HeaderValue, RETRY_AFTER},
+    Method, StatusCode,
+};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::server::engine::task::{TaskContext, TaskError};
+
+/// One `[connections.<name>]` table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionConfig {
+    /// Where the API lives; task paths are appended to it.
+    pub base_url: String,
+    /// An auth header, its value read from an environment variable at start-up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthConfig>,
+    /// How long one request may take.
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// How often a request that timed out or got a 5xx or 429 is tried again within one attempt
+    /// (after that the job's own retry policy takes over).
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// The longest `Retry-After` waited within an attempt; a longer one ends the attempt
+    /// (retryably) instead.
+    #[serde(default = "default_max_retry_after", with = "humantime_serde")]
+    pub max_retry_after: Duration,
+}
+
+/// `auth = { env = "ERP_TOKEN" }`: sends `Authorization: Bearer <$ERP_TOKEN>`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// The environment variable holding the secret (its name, never the secret itself).
+    pub env: String,
+    /// The header.
+    #[serde(default = "default_header")]
+    pub header: String,
+    /// What goes before the secret.
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_retries() -> u32 {
+    3
+}
+fn default_max_retry_after() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_header() -> String {
+    "Authorization".into()
+}
+fn default_prefix() -> String {
+    "Bearer ".into()
+}
+
+impl ConnectionConfig {
+    /// A connection to `base_url` with the defaults.
+    pub fn new(base_url: impl Into<String>) -> Self {
+        Self {
+            base_url: base_url.into(),
+            auth: None,
+            timeout: default_timeout(),
+            retries: default_retries(),
+            max_retry_after: default_max_retry_after(),
+        }
+    }
+}
+
+/// A connection ready to use: its client, its URL, its secret header.
+#[derive(Clone)]
+pub struct Connection {
+    name: String,
+    base: String,
+    client: reqwest::Client,
+    auth: Option<(HeaderName, HeaderValue)>,
+    secret: Option<String>,
+    retries: u32,
+    max_retry_after: Duration,
+    /// First pause between retries of one request (doubles each time).
+    pub backoff: Duration,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("name", &self.name)
+            .field("base", &self.base)
+            .field("auth", &self.auth.as_ref().map(|(h, _)| h))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    /// Resolves `config`, reading the auth secret with `env`. Fails with a message naming the
+    /// key when the URL is not http(s) or the variable is unset.
+    pub fn resolve(
+        name: &str,
+        config: &ConnectionConfig,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, String> {
+        let url = Url::parse(&config.base_url)
+            .map_err(|e| format!("connections.{name}.base_url: not a URL ({e})"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!(
+                "connections.{name}.base_url: must start with http:// or https://"
+            ));
+        }
+        let (auth, secret) = match &config.auth {
+            None => (None, None),
+            Some(auth) => {
+                let secret = env(&auth.env).filter(|s| !s.is_empty()).ok_or_else(|| {
+                    format!(
+                        "connections.{name}.auth.env: the environment variable {} is not set; \
+                         it must hold the secret for {}",
+                        auth.env, auth.header
+                    )
+                })?;
+                let header = HeaderName::try_from(auth.header.as_str()).map_err(|_| {
+                    format!(
+                        "connections.{name}.auth.header: `{}` is not a header name",
+                        auth.header
+                    )
+                })?;
+                let mut value = HeaderValue::try_from(format!("{}{secret}", auth.prefix))
+                    .map_err(|_| {
+                        format!(
+                            "connections.{name}.auth.env: the value of {} cannot be sent in a header",
+                            auth.env
+                        )
+                    })?;
+                value.set_sensitive(true);
+                (Some((header, value)), Some(secret))
+            }
+        };
+        let client = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("baton/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("connections.{name}: cannot build an HTTP client ({e})"))?;
+        Ok(Self {
+            name: name.to_string(),
+            base: config.base_url.trim_end_matches('/').to_string(),
+            client,
+            auth,
+            secret,
+            retries: config.retries,
+            max_retry_after: config.max_retry_after,
+            backoff: Duration::from_millis(500),
+        })
+    }
+
+    /// The connection's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `path` (with its query) under the base URL.
+    pub fn url(&self, path: &str, query: &BTreeMap<String, String>) -> Result<Url, TaskError> {
+        let joined = format!("{}/{}", self.base, path.trim_start_matches('/'));
+        let mut url = Url::parse(&joined)
+            .map_err(|e| TaskError::Fatal(format!("`{joined}` is not a URL: {e}")))?;
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query.iter());
+        }
+        Ok(url)
+    }
+
+    /// Removes the secret from text that came from the other side (an error body may echo it).
+    pub fn scrub(&self, text: &str) -> String {
+        match &self.secret {
+            Some(secret) if text.contains(secret.as_str()) => text.replace(secret.as_str(), "***"),
+            _ => text.to_string(),
+        }
+    }
+
+    /// Sends a request and returns the response once it is 2xx. A timeout, a connection
+    /// error, a 5xx or a 429 is tried again (`retries` times, waiting `Retry-After` when the
+    /// server says so, or a doubling backoff) and then ends the attempt retryably; another 4xx
+    /// ends it fatally with the server's message. Stops early when the job is told to stop.
+    pub async fn send(
+        &self,
+        ctx: &TaskContext,
+        method: Method,
+        url: &Url,
+        body: Option<&serde_json::Value>,
+    ) -> Result<reqwest::Response, TaskError> {
+        let shown = shown_url(url);
+        let mut tries = 0u32;
+        loop {
+            tries += 1;
+            let mut request = self.client.request(method.clone(), url.clone());
+            if let Some((header, value)) = &self.auth {
+                request = request.header(header, value.clone());
+            }
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let sent = tokio::select! {
+                _ = ctx.stop().cancelled() => return Err(TaskError::Interrupted),
+                sent = request.send() => sent,
+            };
+            let (problem, wait) = match sent {
+                Ok(response) if response.status().is_success() => return Ok(response),
+                Ok(response) => {
+                    let status = response.status();
+                    let retry_after = retry_after(&response);
+                    let message = self.scrub(&error_message(response).await);
+                    let problem = format!("{method} {shown}: {status}{message}");
+                    if status != StatusCode::TOO_MANY_REQUESTS && !status.is_server_error() {
+                        return Err(TaskError::Fatal(problem));
+                    }
+                    (problem, retry_after)
+                }
+                Err(err) if err.is_timeout() => (
+                    format!("{method} {shown}: no answer within the connection's timeout"),
+                    None,
+                ),
+                Err(err) => (
+                    format!("{method} {shown}: {}", self.scrub(&without_url(&err))),
+                    None,
+                ),
+            };
+            if tries > self.retries {
+                return Err(TaskError::Retryable(problem));
+            }
+            let wait = match wait {
+                Some(wait) if wait > self.max_retry_after => {
+                    return Err(TaskError::Retryable(format!(
+                        "{problem} (the server asks to wait {}s, longer than max_retry_after)",
+                        wait.as_secs()
+                    )))
+                }
+                Some(wait) => wait,
+                None => self.backoff * 2u32.saturating_pow(tries - 1),
+            };
+            ctx.log(
+                crate::model::LogLevel::Warn,
+                format!(
+                    "{problem}; trying again in {} ms ({tries} of {})",
+                    wait.as_millis(),
+                    self.retries + 1
+                ),
+            );
+            tokio::select! {
+                _ = ctx.stop().cancelled() => return Err(TaskError::Interrupted),
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+}
+
+/// A URL as it may appear in logs and errors: without user name or password.
+pub fn shown_url(url: &Url) -> String {
+    let mut url = url.clone();
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.to_string()
+}
+
+/// reqwest's error text without the URL it repeats (the caller names the URL).
+fn without_url(err: &reqwest::Error) -> String {
+    let mut text = err.to_string();
+    if let Some(url) = err.url() {
+        text = text.replace(&format!(" ({url})"), "");
+    }
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// `Retry-After` as seconds or as an HTTP date.
+fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    let value = response.headers().get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let wait = when.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    Some(wait.to_std().unwrap_or(Duration::ZERO))
+}
+
+/// The server's own words: `error` or `message` of a JSON body, or the start of the text.
+async fn error_message(response: reqwest::Response) -> String {
+    let text = response.text().await.unwrap_or_default();
+    let said = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| {
+            ["error", "message", "detail"]
+                .iter()
+                .find_map(|k| v.get(k).and_then(|m| m.as_str()).map(str::to_string))
+        })
+        .unwrap_or_else(|| text.trim().chars().take(300).collect());
+    if said.is_empty() {
+        String::new()
+    } else {
+        format!(": {said}")
+    }
+}
