@@ -104,6 +104,9 @@ async fn migrate(config: Config) -> anyhow::Result<()> {
 }
 
 async fn demo_erp(args: DemoErpArgs) -> anyhow::Result<()> {
+    if args.records == 0 {
+        anyhow::bail!("--records must be at least 1");
+    }
     if !(0.0..=1.0).contains(&args.failure_rate) {
         anyhow::bail!(
             "--failure-rate must be between 0 and 1, not {}",

@@ -542,7 +542,15 @@ both_backends!(
                     r#"{"message": "no such list"}"#.into(),
                 )],
             )
-            .page(6, vec![Reply::Slow(Duration::from_secs(5))]);
+            .page(6, vec![Reply::Slow(Duration::from_secs(5))])
+            .page(
+                7,
+                vec![Reply::Raw(
+                    StatusCode::FOUND,
+                    vec![("location", "http://elsewhere.example/login".into())],
+                    String::new(),
+                )],
+            );
         let base = server.start().await;
         let conn = connection(&base, |c| {
             c.retries = 1;
@@ -558,7 +566,7 @@ both_backends!(
             };
             config
         };
-        let types = (2..=6)
+        let types = (2..=7)
             .map(|p| {
                 typed(
                     &format!("from{p}"),
@@ -847,7 +855,15 @@ async fn commands_report_progress_log_their_output_and_are_judged_by_exit_code()
     let store = db.store().await;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let ok = script(d, "ok.sh", "echo \"$GREETING from $BATON_JOB_ID\"\necho 'PROGRESS 1/4 reading'\necho 'PROGRESS 4/4 done'\necho 'a warning' >&2\nexit 0");
+    // Secrets of connections and Baton's own settings stay out of the program's environment.
+    std::env::set_var("TEST_HIDDEN_SECRET", "xyz");
+    std::env::set_var("BATON_TEST_MARKER", "xyz");
+    let ok = script(d, "ok.sh", "echo \"$GREETING from $BATON_JOB_ID\"\necho 'PROGRESS 1/4 reading'\necho 'PROGRESS 4/4 done'\necho 'a warning' >&2\nprintf 'caf\\351\\n'\necho \"secret=${TEST_HIDDEN_SECRET:-gone} baton=${BATON_TEST_MARKER:-gone}\"\nexit 0");
+    let leftover = script(
+        d,
+        "leftover.sh",
+        "sleep 30 &\necho 'started a helper'\nexit 0",
+    );
     let bad = script(
         d,
         "bad.sh",
@@ -856,7 +872,11 @@ async fn commands_report_progress_log_their_output_and_are_judged_by_exit_code()
     let again = script(d, "again.sh", "echo 'locked, later' >&2\nexit 75");
     let mut slow = script(d, "slow.sh", "echo $$ > slow.pid\nsleep 30");
     slow.timeout = Duration::from_millis(400);
-    let stuck = script(d, "stuck.sh", "echo $$ > stuck.pid\nsleep 30 &\nwait");
+    let stuck = script(
+        d,
+        "stuck.sh",
+        "sleep 30 &\necho $! > stuck.child\necho $$ > stuck.pid\nwait",
+    );
     let missing = CommandConfig {
         program: d.join("nope").display().to_string(),
         ..ok.clone()
@@ -868,9 +888,16 @@ async fn commands_report_progress_log_their_output_and_are_judged_by_exit_code()
         ("slow", slow),
         ("stuck", stuck),
         ("missing", missing),
+        ("leftover", leftover),
     ]
     .into_iter()
-    .map(|(name, config)| typed(name, Arc::new(CommandTask::new(config)), 2))
+    .map(|(name, config)| {
+        typed(
+            name,
+            Arc::new(CommandTask::new(config, vec!["TEST_HIDDEN_SECRET".into()])),
+            2,
+        )
+    })
     .collect();
     let (engine, _events, stop) = engine(&store, types);
 
@@ -882,14 +909,35 @@ async fn commands_report_progress_log_their_output_and_are_judged_by_exit_code()
         .await
         .unwrap();
     let lines: Vec<_> = logs.iter().map(|l| (l.level, l.message.as_str())).collect();
-    assert_eq!(
-        lines[0],
-        (LogLevel::Info, format!("hello from {}", job.id).as_str())
-    );
+    // stdout and stderr are two pipes: their lines interleave as they are read.
+    let stdout: Vec<_> = lines.iter().filter(|l| l.0 == LogLevel::Info).collect();
+    assert_eq!(stdout[0].1, format!("hello from {}", job.id));
     assert!(lines.contains(&(LogLevel::Warn, "a warning")), "{lines:?}");
     assert!(
         !lines.iter().any(|l| l.1.starts_with("PROGRESS")),
         "progress lines are not log lines"
+    );
+    assert!(
+        lines.contains(&(LogLevel::Info, "caf\u{FFFD}")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.contains(&(LogLevel::Info, "secret=gone baton=gone")),
+        "{lines:?}"
+    );
+
+    // The program exits but leaves a child holding its output: done after a short drain, and
+    // the child is killed.
+    let job = run(&engine, "leftover").await;
+    assert_eq!(job.state, JobState::Completed, "{job:?}");
+    let logs = engine
+        .logs(job.id.parse().unwrap(), None, 100)
+        .await
+        .unwrap();
+    assert!(
+        logs.iter()
+            .any(|l| l.message.contains("kept its output open")),
+        "{logs:?}"
     );
 
     // Exit 3: failed for good, with the last stderr line; not tried again.
@@ -1339,7 +1387,11 @@ async fn a_chatty_command_keeps_its_first_thousand_lines_and_counts_the_rest() {
     );
     let (engine, events, stop) = engine(
         &store,
-        vec![typed("chatty", Arc::new(CommandTask::new(chatty)), 1)],
+        vec![typed(
+            "chatty",
+            Arc::new(CommandTask::new(chatty, Vec::new())),
+            1,
+        )],
     );
     let mut feed = events.subscribe(None);
     let job = run(&engine, "chatty").await;
@@ -1373,3 +1425,46 @@ async fn a_chatty_command_keeps_its_first_thousand_lines_and_counts_the_rest() {
     assert_eq!(live, 1000);
     stop.cancel();
 }
+
+both_backends!(
+    pages_continue_to_the_reported_total_and_an_empty_answer_removes_nothing,
+    |db| {
+        let store = db.store().await;
+        let server = Scripted::default();
+        // Asked for 3 per page, the server gives 2 (its own cap) but says there are 5.
+        let page = |range: std::ops::Range<u32>| {
+            let mut body = items(range);
+            body["total"] = json!(5);
+            Reply::Json(body)
+        };
+        server
+            .page(
+                1,
+                vec![page(0..2), Reply::Json(json!({"data": [], "total": 0}))],
+            )
+            .page(2, vec![page(2..4)])
+            .page(3, vec![page(4..5)]);
+        let base = server.start().await;
+        let conn = connection(&base, |_| {});
+        let (engine, _events, stop) = engine(
+            &store,
+            vec![typed(
+                "items",
+                Arc::new(HttpPullTask::new(item_pull(3), conn)),
+                1,
+            )],
+        );
+        let job = run(&engine, "items").await;
+        assert_eq!(job.result.as_ref().unwrap()["created"], 5, "{job:?}");
+        assert_eq!(store.live_records("items").await.unwrap().len(), 5);
+
+        // The next full pull gets an empty answer: that looks like a broken source, not an empty
+        // one, so nothing is marked removed, and the job says so.
+        let job = run(&engine, "items").await;
+        assert_eq!(job.state, JobState::Completed);
+        assert_eq!(job.result.as_ref().unwrap()["removed"], 0);
+        assert!(job.warnings[0].contains("returned no items"), "{job:?}");
+        assert_eq!(store.live_records("items").await.unwrap().len(), 5);
+        stop.cancel();
+    }
+);

@@ -369,8 +369,35 @@ impl Config {
             )
             .map_err(ConfigError::Invalid)?;
         }
+        let built_ins = default_sync_types();
         for (name, ty) in &self.sync_types {
-            if let Some(wanted) = ty.task.as_ref().and_then(|t| t.connection()) {
+            // A built-in type's table without `task` keeps the built-in task.
+            let task = ty
+                .task
+                .as_ref()
+                .or_else(|| built_ins.get(name).and_then(|b| b.task.as_ref()));
+            if let Some(super::engine::types::TaskConfig::HttpPull(pull)) = task {
+                for (key, pointer) in [("records", &pull.records), ("total", &pull.total)] {
+                    if !pointer.is_empty() && !pointer.starts_with('/') {
+                        return Err(ConfigError::Invalid(format!(
+                            "sync_types.{name}.task.{key}: `{pointer}` must be a JSON pointer \
+                             such as \"/{pointer}\" (or \"\" for the whole response)"
+                        )));
+                    }
+                }
+                let size = match &pull.paging {
+                    crate::server::connectors::pull::Paging::Page { size, .. }
+                    | crate::server::connectors::pull::Paging::Offset { size, .. }
+                    | crate::server::connectors::pull::Paging::Cursor { size, .. } => *size,
+                    crate::server::connectors::pull::Paging::None => 1,
+                };
+                if size == 0 {
+                    return Err(ConfigError::Invalid(format!(
+                        "sync_types.{name}.task.paging.size: must be at least 1"
+                    )));
+                }
+            }
+            if let Some(wanted) = task.and_then(|t| t.connection()) {
                 let demo_erp = self.demo_enabled() && wanted == ERP;
                 if !demo_erp && !self.connections.contains_key(wanted) {
                     return Err(ConfigError::Invalid(format!(
@@ -390,6 +417,9 @@ impl Config {
                     }
                 }
             }
+        }
+        if self.demo_erp_records == 0 {
+            return out_of_range("demo_erp_records", "must be at least 1");
         }
         if !(0.0..=1.0).contains(&self.demo_erp_failure_rate) {
             return out_of_range("demo_erp_failure_rate", "must be between 0 and 1, e.g. 0.1");
@@ -437,7 +467,15 @@ impl Config {
                 .map_err(ConfigError::Invalid)?;
             connections.insert(ERP.to_string(), std::sync::Arc::new(connection));
         }
-        Ok(TaskEnv { connections })
+        let secret_vars = self
+            .connections
+            .values()
+            .filter_map(|c| c.auth.as_ref().map(|a| a.env.clone()))
+            .collect();
+        Ok(TaskEnv {
+            connections,
+            secret_vars,
+        })
     }
 
     /// The configured sync types, their tasks built over `env`.
@@ -792,6 +830,19 @@ mod tests {
                 "connections.erp",
             ),
             ("demo_erp_failure_rate = 2.0\n", "demo_erp_failure_rate"),
+            ("demo_erp_records = 0\n", "demo_erp_records"),
+            (
+                "[connections.erp]\nbase_url = \"http://erp.local\"\n[sync_types.x]\npriority = 1\ntask = { kind = \"http_pull\", connection = \"erp\", path = \"/a\", entity = \"a\", records = \"items\" }\n",
+                "sync_types.x.task.records",
+            ),
+            (
+                "[connections.erp]\nbase_url = \"http://erp.local\"\n[sync_types.x]\npriority = 1\ntask = { kind = \"http_pull\", connection = \"erp\", path = \"/a\", entity = \"a\", paging = { style = \"page\", size = 0 } }\n",
+                "paging.size",
+            ),
+            (
+                "[connections.hr]\nbase_url = \"http://hr.local\"\n[sync_types.orders]\npriority = 9\n",
+                "sync_types.orders.task.connection: there is no [connections.erp]",
+            ),
             (
                 "[connections.erp]\nbase_url = \"http://erp.local\"\n[sync_types.out]\npriority = 1\ntask = { kind = \"export\", entity = \"orders\", only = { field = \"a.b\", value = \"x\" }, target = { kind = \"csv\", dir = \"out\", columns = [\"id\"] } }\n",
                 "only.field",

@@ -124,8 +124,9 @@ const SIZES: &[&str] = &["M4", "M6", "M8", "M10", "M12", "S", "L", "XL"];
 const CARRIERS: &[&str] = &["BRT", "GLS", "SDA", "DHL", "TNT"];
 
 impl DemoErp {
-    /// A demo ERP at generation 0.
-    pub fn new(settings: DemoErpSettings) -> Arc<Self> {
+    /// A demo ERP at generation 0 (with at least one record per entity).
+    pub fn new(mut settings: DemoErpSettings) -> Arc<Self> {
+        settings.records = settings.records.max(1);
         let slots = vec![
             Slot {
                 version: 0,
@@ -181,6 +182,9 @@ impl DemoErp {
         for (e, entity) in ENTITIES.iter().enumerate() {
             let slots = data.entities.get_mut(entity).expect("every entity");
             let before = slots.len() as u64;
+            if before == 0 {
+                continue;
+            }
             let seed = (u64::from(g) << 32) | ((e as u64) << 24);
             for j in 0..changes {
                 let slot = &mut slots[(mix(seed | j) % before) as usize];
@@ -426,7 +430,9 @@ async fn list(
             number("offset", &query.offset)?,
         ) {
             (Some(0), _) => return Err("`page` counts from 1".to_string()),
-            (Some(page), _) => (page - 1) * size,
+            (Some(page), _) => (page - 1)
+                .checked_mul(size)
+                .ok_or_else(|| format!("`page` {page} is past any data"))?,
             (None, Some(offset)) => offset,
             (None, None) => number("cursor", &query.cursor)?.unwrap_or(0),
         };

@@ -2,7 +2,8 @@
 //! form `PROGRESS <done>/<total> <message>` (or `PROGRESS <done> <message>`) report progress,
 //! and the exit code decides the outcome: 0 succeeds, 75 (`EX_TEMPFAIL`) fails retryably,
 //! anything else fails for good. The program runs in its own process group, which is killed on
-//! cancel, on timeout and if Baton drops the attempt.
+//! cancel, on timeout and if Baton drops the attempt; it gets Baton's environment without the
+//! `BATON_*` variables and the variables holding connection secrets.
 
 use std::{collections::BTreeMap, path::PathBuf, process::Stdio, time::Duration};
 
@@ -46,12 +47,14 @@ pub const EXIT_RETRY: i32 = 75;
 /// The task.
 pub struct CommandTask {
     config: CommandConfig,
+    hidden: Vec<String>,
 }
 
 impl CommandTask {
-    /// A task running `config`.
-    pub fn new(config: CommandConfig) -> Self {
-        Self { config }
+    /// A task running `config`. The program gets Baton's environment without the `BATON_*`
+    /// variables and without `hidden` (the variables that hold connection secrets).
+    pub fn new(config: CommandConfig, hidden: Vec<String>) -> Self {
+        Self { config, hidden }
     }
 }
 
@@ -66,7 +69,7 @@ pub fn parse_progress(line: &str) -> Option<(u64, Option<u64>, String)> {
     Some((done, total, message.trim().to_string()))
 }
 
-/// Kills the whole process group when dropped, unless the program already ended.
+/// Kills the whole process group when dropped, unless it was let go.
 struct GroupGuard {
     pgid: Option<i32>,
 }
@@ -88,11 +91,29 @@ impl Drop for GroupGuard {
     }
 }
 
+/// How long output may stay open after the program exited (a background child holding it).
+const DRAIN: Duration = Duration::from_secs(2);
+
+/// A line of output as text (invalid UTF-8 replaced, the line end removed).
+fn text(bytes: Vec<u8>) -> String {
+    let mut line = String::from_utf8_lossy(&bytes).into_owned();
+    if line.ends_with('\r') {
+        line.pop();
+    }
+    line
+}
+
 #[async_trait]
 impl SyncTask for CommandTask {
     async fn run(&self, ctx: &TaskContext) -> Result<TaskOutput, TaskError> {
         let config = &self.config;
         let mut command = tokio::process::Command::new(&config.program);
+        for (key, _) in std::env::vars_os() {
+            let name = key.to_string_lossy();
+            if name.starts_with("BATON_") || self.hidden.iter().any(|h| *h == name) {
+                command.env_remove(&key);
+            }
+        }
         command
             .args(&config.args)
             .envs(&config.env)
@@ -112,14 +133,19 @@ impl SyncTask for CommandTask {
         let mut guard = GroupGuard {
             pgid: child.id().map(|id| id as i32),
         };
-        let mut stdout = BufReader::new(child.stdout.take().expect("piped")).lines();
-        let mut stderr = BufReader::new(child.stderr.take().expect("piped")).lines();
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped")).split(b'\n');
+        let mut stderr = BufReader::new(child.stderr.take().expect("piped")).split(b'\n');
         let (mut out_open, mut err_open) = (true, true);
         let mut last_error = None::<String>;
         let mut lines = 0u64;
+        let mut exited = None;
         let deadline = tokio::time::sleep(config.timeout);
-        tokio::pin!(deadline);
-        let status = loop {
+        let drain = tokio::time::sleep(config.timeout + DRAIN);
+        tokio::pin!(deadline, drain);
+        loop {
+            if exited.is_some() && !out_open && !err_open {
+                break;
+            }
             tokio::select! {
                 _ = ctx.stop().cancelled() => {
                     guard.kill();
@@ -127,7 +153,7 @@ impl SyncTask for CommandTask {
                     ctx.log(LogLevel::Warn, "stopped: the program was killed");
                     return Err(TaskError::Interrupted);
                 }
-                _ = &mut deadline => {
+                _ = &mut deadline, if exited.is_none() => {
                     guard.kill();
                     let _ = child.wait().await;
                     return Err(TaskError::Retryable(format!(
@@ -136,9 +162,10 @@ impl SyncTask for CommandTask {
                         config.timeout.as_secs()
                     )));
                 }
-                line = stdout.next_line(), if out_open => match line {
+                line = stdout.next_segment(), if out_open => match line {
                     Ok(Some(line)) => {
                         lines += 1;
+                        let line = text(line);
                         match parse_progress(&line) {
                             Some((done, total, message)) => ctx.progress(done, total, message),
                             None => ctx.log(LogLevel::Info, line),
@@ -146,9 +173,10 @@ impl SyncTask for CommandTask {
                     }
                     _ => out_open = false,
                 },
-                line = stderr.next_line(), if err_open => match line {
+                line = stderr.next_segment(), if err_open => match line {
                     Ok(Some(line)) => {
                         lines += 1;
+                        let line = text(line);
                         if !line.trim().is_empty() {
                             last_error = Some(line.clone());
                         }
@@ -156,11 +184,23 @@ impl SyncTask for CommandTask {
                     }
                     _ => err_open = false,
                 },
-                status = child.wait(), if !out_open && !err_open => break status,
+                status = child.wait(), if exited.is_none() => {
+                    exited = Some(status);
+                    drain.as_mut().reset(tokio::time::Instant::now() + DRAIN);
+                }
+                _ = &mut drain, if exited.is_some() => {
+                    // The program is done; something it started still holds its output.
+                    guard.kill();
+                    ctx.log(
+                        LogLevel::Warn,
+                        "the program exited but processes it started kept its output open; they were killed",
+                    );
+                    break;
+                }
             }
-        };
+        }
         guard.pgid = None;
-        let status = status.map_err(|e| {
+        let status = exited.expect("the loop ends after the exit").map_err(|e| {
             TaskError::Retryable(format!("could not wait for `{}`: {e}", config.program))
         })?;
         let said = last_error.map(|l| format!(": {l}")).unwrap_or_default();

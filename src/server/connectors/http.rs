@@ -147,6 +147,9 @@ impl Connection {
             .timeout(config.timeout)
             .connect_timeout(config.timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("baton/", env!("CARGO_PKG_VERSION")))
+            // A redirect could carry a custom auth header to another host, or turn a refused
+            // POST into a 200 login page; it is an error to fix in base_url instead.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("connections.{name}: cannot build an HTTP client ({e})"))?;
         Ok(Self {
@@ -213,6 +216,20 @@ impl Connection {
             };
             let (problem, wait) = match sent {
                 Ok(response) if response.status().is_success() => return Ok(response),
+                Ok(response) if response.status().is_redirection() => {
+                    let to = response
+                        .headers()
+                        .get(reqwest::header::LOCATION)
+                        .and_then(|l| l.to_str().ok())
+                        .unwrap_or("nowhere")
+                        .to_string();
+                    return Err(TaskError::Fatal(format!(
+                        "{method} {shown}: {} to {}; redirects are not followed, point the \
+                         connection's base_url at the final address",
+                        response.status(),
+                        self.scrub(&to)
+                    )));
+                }
                 Ok(response) => {
                     let status = response.status();
                     let retry_after = retry_after(&response);

@@ -3,9 +3,12 @@
 //!
 //! Each page is applied in one transaction together with the checkpoint that names the next
 //! page, so a cancelled, preempted or killed run resumes exactly where it stopped. A run is
-//! incremental (`updated_since` = the newest `updated_at` the last successful run saw) when the
-//! type is configured so and a full pull happened within `full_every`; otherwise it is full,
-//! and only a full pull can notice removals.
+//! incremental when the type is configured so and a full pull happened within `full_every`;
+//! it asks for what changed since the source's own time (its `Date` header, less a second) when
+//! the last successful run began, or, from a source without that header, since the newest
+//! `updated_at` that run saw. Otherwise it is full, and only a full pull can notice removals.
+//! An entity is fed by one source: two pull types on one entity (say an hourly incremental and
+//! a nightly full one) must pull the same records, or each full pull removes the other's.
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
@@ -184,8 +187,13 @@ struct Checkpoint {
     /// Records seen.
     seen: u64,
     counts: ChangeCounts,
-    /// The newest `updated_at` seen.
+    /// Where the next incremental run starts: the source's own time (its `Date` header) when
+    /// this run's first page was answered, less a second; without that header, the newest
+    /// `updated_at` seen.
     high_water: Option<String>,
+    /// The source's time at the first page, once known.
+    #[serde(default)]
+    source_time: Option<String>,
     /// When the last full pull (this one, if full) started.
     last_full_at: Option<DateTime<Utc>>,
     /// Every page is applied.
@@ -289,8 +297,11 @@ impl HttpPullTask {
     /// short page, or (page and offset paging) one that reaches the `total` the API reports.
     fn next(&self, at: &Checkpoint, n: usize, body: &Value) -> Option<Value> {
         let total = body.pointer(&self.config.total).and_then(Value::as_u64);
-        let more = |size: u32| {
-            n >= size as usize && n > 0 && total.is_none_or(|t| at.seen + (n as u64) < t)
+        // With a total, pages continue until it is reached (an API may cap the page size below
+        // what was asked); without one, a short page is the last.
+        let more = |size: u32| match total {
+            Some(total) => n > 0 && at.seen + (n as u64) < total,
+            None => n > 0 && n >= size as usize,
         };
         match &self.config.paging {
             Paging::Page { size, first, .. } => {
@@ -312,6 +323,18 @@ impl HttpPullTask {
             Paging::None => None,
         }
     }
+}
+
+/// The source's clock from a response's `Date` header, less a second (the header has whole
+/// seconds), as RFC 3339.
+fn source_time(response: &reqwest::Response) -> Option<String> {
+    let date = response
+        .headers()
+        .get(reqwest::header::DATE)?
+        .to_str()
+        .ok()?;
+    let at = DateTime::parse_from_rfc2822(date).ok()?.with_timezone(&Utc);
+    Some((at - chrono::Duration::seconds(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
 }
 
 /// A record's key: a string or an integer at `key` (a field name or a JSON pointer).
@@ -407,10 +430,19 @@ fn later(a: &str, b: &str) -> bool {
 #[async_trait]
 impl SyncTask for HttpPullTask {
     async fn run(&self, ctx: &TaskContext) -> Result<TaskOutput, TaskError> {
-        let mut at: Checkpoint = match ctx.checkpoint() {
-            Some(saved) => serde_json::from_value(saved.clone()).map_err(|e| {
-                TaskError::Fatal(format!("the saved checkpoint is unreadable: {e}"))
-            })?,
+        let saved = ctx
+            .checkpoint()
+            .map(|saved| serde_json::from_value::<Checkpoint>(saved.clone()));
+        let mut at: Checkpoint = match saved {
+            Some(Ok(saved)) => saved,
+            Some(Err(err)) => {
+                // Another task's checkpoint (the type's task changed while the job waited).
+                ctx.log(
+                    LogLevel::Warn,
+                    format!("the saved checkpoint is not a pull's ({err}); starting over"),
+                );
+                self.start(ctx).await?
+            }
             None => self.start(ctx).await?,
         };
         let writer = ctx.writer();
@@ -431,13 +463,26 @@ impl SyncTask for HttpPullTask {
                 return Err(TaskError::Interrupted);
             }
             if at.pages_done {
-                // A full pull's pages are all in: what it did not see was removed.
+                // A full pull's pages are all in: what it did not see was removed. A source that
+                // answered with nothing at all is more likely broken than empty: nothing is
+                // marked removed then.
                 let mut swept = at.clone();
                 swept.done = true;
-                let saved = serde_json::to_string(&swept).unwrap_or_default();
+                if at.seen == 0 {
+                    ctx.warn(format!(
+                        "the source returned no {entity} at all; nothing was marked removed"
+                    ));
+                    at = swept;
+                    continue;
+                }
+                let saved = |removed: u64| {
+                    let mut saved = swept.clone();
+                    saved.counts.removed += removed;
+                    serde_json::to_string(&saved).unwrap_or_default()
+                };
                 let removed = ctx
                     .store()
-                    .sweep_removed(writer, entity, &saved)
+                    .sweep_removed(writer, entity, saved)
                     .await
                     .map_err(|e| {
                         TaskError::Retryable(format!("could not mark removed {entity}: {e}"))
@@ -461,6 +506,7 @@ impl SyncTask for HttpPullTask {
                 .url(&self.config.path, &self.page_query(&at))?;
             let started = std::time::Instant::now();
             let response = self.connection.send(ctx, Method::GET, &url, None).await?;
+            let source_time = at.source_time.clone().or_else(|| source_time(&response));
             let where_ = format!("page {page_no} (GET {})", shown_url(&url));
             let bytes = tokio::select! {
                 _ = ctx.stop().cancelled() => return Err(TaskError::Interrupted),
@@ -486,6 +532,7 @@ impl SyncTask for HttpPullTask {
             next.pages = page_no;
             next.seen += records.len() as u64;
             next.high_water = high_water;
+            next.source_time = source_time;
             next.next = self.next(&at, records.len(), &body);
             next.pages_done = next.next.is_none();
             next.done = next.pages_done && !full;
@@ -532,6 +579,10 @@ impl SyncTask for HttpPullTask {
             at = next;
         }
         let c = at.counts;
+        // Changes made while this run paged may sit on pages it had already read: the next run
+        // starts from the source's time when this one began (re-reading a few records is free,
+        // they compare unchanged).
+        let next_since = at.source_time.clone().or(at.high_water.clone());
         ctx.progress(
             at.seen,
             Some(at.seen),
@@ -553,7 +604,7 @@ impl SyncTask for HttpPullTask {
                 "unchanged": c.unchanged,
                 "removed": c.removed,
                 "changes": c.changes(),
-                "high_water": at.high_water,
+                "high_water": next_since,
                 "last_full_at": at.last_full_at,
             })),
         })

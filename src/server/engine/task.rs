@@ -259,7 +259,8 @@ impl LogBuffer {
             message.push('…');
         }
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if state.written >= LOG_LINES_PER_ATTEMPT {
+        // Past the cap only the error that ends the attempt is still kept.
+        if state.written >= LOG_LINES_PER_ATTEMPT && level != LogLevel::Error {
             state.dropped += 1;
             return;
         }

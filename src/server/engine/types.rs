@@ -92,6 +92,8 @@ impl TaskConfig {
 pub struct TaskEnv {
     /// `[connections.<name>]`, resolved (secrets read).
     pub connections: BTreeMap<String, Arc<Connection>>,
+    /// The environment variables holding connection secrets, kept from `command` programs.
+    pub secret_vars: Vec<String>,
 }
 
 fn yes() -> bool {
@@ -231,7 +233,7 @@ impl SyncType {
             env.connections.get(wanted).cloned().ok_or_else(|| {
                 format!(
                     "sync_types.{name}.task.connection: there is no [connections.{wanted}]; \
-                     add one with its base_url, or disable the type with enabled = false"
+                     add one with its base_url"
                 )
             })
         };
@@ -255,7 +257,11 @@ impl SyncType {
                     let connection = connection(&call.connection)?;
                     (Arc::new(HttpCallTask::new(call, connection)), false, true)
                 }
-                TaskConfig::Command(command) => (Arc::new(CommandTask::new(command)), false, true),
+                TaskConfig::Command(command) => (
+                    Arc::new(CommandTask::new(command, env.secret_vars.clone())),
+                    false,
+                    true,
+                ),
                 TaskConfig::Export(export) => {
                     let connection = match &export.target {
                         ExportTarget::Http { connection: c, .. } => Some(connection(c)?),

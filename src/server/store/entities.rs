@@ -221,13 +221,14 @@ impl Store {
     }
 
     /// Ends a full pull: marks the live records of `entity` that this job did not see as removed,
-    /// records them in the change set and stores `checkpoint`, in one transaction. Returns how
-    /// many were removed, or `None` when `writer` no longer holds the job.
+    /// records them in the change set and stores the checkpoint made from their count, in one
+    /// transaction. Returns how many were removed, or `None` when `writer` no longer holds the
+    /// job (nothing written).
     pub async fn sweep_removed(
         &self,
         writer: Writer,
         entity: &str,
-        checkpoint: &str,
+        checkpoint: impl FnOnce(u64) -> String + Send,
     ) -> Result<Option<u64>, StoreError> {
         let now = Utc::now();
         let sweep = "update entity_records set removed_at = $1 \
@@ -236,17 +237,6 @@ impl Store {
                       values ($1, $2, $3, 'removed', null, $4)";
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            let held = sqlx::query(LEASE_CHECK)
-                .bind(checkpoint)
-                .bind(writer.job_id)
-                .bind(i64::from(writer.attempt))
-                .bind(writer.owner)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if held != 1 {
-                return Ok(None);
-            }
             let removed: Vec<String> = sqlx::query_scalar(sweep)
                 .bind(now)
                 .bind(entity)
@@ -261,6 +251,17 @@ impl Store {
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
+            }
+            let held = sqlx::query(LEASE_CHECK)
+                .bind(checkpoint(removed.len() as u64))
+                .bind(writer.job_id)
+                .bind(i64::from(writer.attempt))
+                .bind(writer.owner)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if held != 1 {
+                return Ok(None);
             }
             tx.commit().await?;
             Ok(Some(removed.len() as u64))
@@ -521,16 +522,22 @@ fn push_only<'a, DB: sqlx::Database>(
 {
     let Some((field, value)) = only else { return };
     match backend {
+        // String values only, in both databases (SQLite's json_extract gives numbers as numbers,
+        // Postgres' ->> as text).
         super::Backend::Sqlite => {
             query
-                .push(" and json_extract(r.data, ")
+                .push(" and json_type(r.data, ")
+                .push_bind(format!("$.{field}"))
+                .push(") = 'text' and json_extract(r.data, ")
                 .push_bind(format!("$.{field}"))
                 .push(") = ")
                 .push_bind(value);
         }
         super::Backend::Postgres => {
             query
-                .push(" and (r.data::jsonb ->> ")
+                .push(" and jsonb_typeof(r.data::jsonb -> ")
+                .push_bind(field)
+                .push(") = 'string' and (r.data::jsonb ->> ")
                 .push_bind(field)
                 .push(") = ")
                 .push_bind(value);
