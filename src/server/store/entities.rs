@@ -115,12 +115,8 @@ impl Store {
                     "select key, hash, data, removed_at is not null as removed \
                      from entity_records where entity = ",
                 );
-                query.push_bind(entity).push(" and key in (");
-                let mut list = query.separated(", ");
-                for key in chunk {
-                    list.push_bind(*key);
-                }
-                query.push(")");
+                query.push_bind(entity).push(" and ");
+                push_key_in(&mut query, chunk);
                 for row in query.build().fetch_all(&mut *tx).await? {
                     stored.insert(row.try_get("key")?, (row.try_get("hash")?, row.try_get("data")?, row.try_get("removed")?));
                 }
@@ -180,12 +176,8 @@ impl Store {
             if mark_seen {
                 for chunk in unchanged.chunks(500) {
                     let mut query = sqlx::QueryBuilder::new("update entity_records set seen_by = ");
-                    query.push_bind(writer.job_id).push(" where entity = ").push_bind(entity).push(" and key in (");
-                    let mut list = query.separated(", ");
-                    for key in chunk {
-                        list.push_bind(*key);
-                    }
-                    query.push(")");
+                    query.push_bind(writer.job_id).push(" where entity = ").push_bind(entity).push(" and ");
+                    push_key_in(&mut query, chunk);
                     query.build().execute(&mut *tx).await?;
                 }
             }
@@ -508,6 +500,35 @@ impl Store {
             })
             .collect())
     }
+}
+
+/// `key in (…)`, the way each database plans well: SQLite looks each bound key up in the primary
+/// key; Postgres gets one array (`key = any($n)`), because with hundreds of separate parameters
+/// its cached generic plan scans the entity and compares every key (2 s per page of 500 in
+/// 100k records, against 3 ms).
+trait KeyIn: sqlx::Database + Sized {
+    fn push_key_in<'a>(query: &mut sqlx::QueryBuilder<'a, Self>, keys: &[&'a str]);
+}
+
+impl KeyIn for sqlx::Sqlite {
+    fn push_key_in<'a>(query: &mut sqlx::QueryBuilder<'a, Self>, keys: &[&'a str]) {
+        query.push("key in (");
+        let mut list = query.separated(", ");
+        for key in keys {
+            list.push_bind(*key);
+        }
+        query.push(")");
+    }
+}
+
+impl KeyIn for sqlx::Postgres {
+    fn push_key_in<'a>(query: &mut sqlx::QueryBuilder<'a, Self>, keys: &[&'a str]) {
+        query.push("key = any(").push_bind(keys.to_vec()).push(")");
+    }
+}
+
+fn push_key_in<'a, DB: KeyIn>(query: &mut sqlx::QueryBuilder<'a, DB>, keys: &[&'a str]) {
+    DB::push_key_in(query, keys);
 }
 
 /// Adds the export's `only = { field, value }` filter (the field name is checked to be a plain
