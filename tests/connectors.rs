@@ -28,7 +28,7 @@ use baton::{
             command::{CommandConfig, CommandTask},
             export::{ExportConfig, ExportTarget, ExportTask, OnlyWhen},
             http::{AuthConfig, Connection, ConnectionConfig},
-            pull::{HttpPullConfig, HttpPullTask, Incremental, Paging},
+            pull::{HttpPullConfig, HttpPullTask, Paging},
         },
         demo_erp::{DemoErp, DemoErpSettings},
         engine::{
@@ -100,27 +100,9 @@ fn connection(base: &str, tweak: impl FnOnce(&mut ConnectionConfig)) -> Arc<Conn
 }
 
 fn pull_config(entity: &str, path: &str, size: u32) -> HttpPullConfig {
-    HttpPullConfig {
-        connection: "test".into(),
-        path: path.into(),
-        entity: entity.into(),
-        key: "id".into(),
-        records: "/data".into(),
-        total: "/total".into(),
-        paging: Paging::Page {
-            param: "page".into(),
-            size_param: "per_page".into(),
-            size,
-            first: 1,
-        },
-        incremental: Some(Incremental {
-            param: "updated_since".into(),
-            field: "updated_at".into(),
-        }),
-        full_every: Duration::from_secs(24 * 3600),
-        query: BTreeMap::new(),
-        progress: true,
-    }
+    HttpPullConfig::new("test", path, entity)
+        .pages_of(size)
+        .incremental()
 }
 
 async fn run(engine: &Engine, sync_type: &str) -> Job {
@@ -434,6 +416,14 @@ fn items(range: std::ops::Range<u32>) -> Value {
     json!({ "data": range.map(|i| json!({"id": format!("i{i}"), "n": i})).collect::<Vec<_>>() })
 }
 
+/// An engine running `items`, a pull of `/items` (3 per page) from the scripted server.
+async fn items_engine(store: &Store, server: &Scripted) -> (Engine, CancellationToken) {
+    let conn = connection(&server.start().await, |_| {});
+    let task = Arc::new(HttpPullTask::new(item_pull(3), conn));
+    let (engine, _events, stop) = engine(store, vec![typed("items", task, 1)]);
+    (engine, stop)
+}
+
 fn item_pull(size: u32) -> HttpPullConfig {
     let mut config = pull_config("items", "/items", size);
     config.incremental = None;
@@ -464,16 +454,7 @@ both_backends!(
                     Reply::Json(items(3..4)),
                 ],
             );
-        let base = server.start().await;
-        let conn = connection(&base, |_| {});
-        let (engine, _events, stop) = engine(
-            &store,
-            vec![typed(
-                "items",
-                Arc::new(HttpPullTask::new(item_pull(3), conn)),
-                1,
-            )],
-        );
+        let (engine, stop) = items_engine(&store, &server).await;
         let job = run(&engine, "items").await;
         assert_eq!(job.state, JobState::Completed, "{job:?}");
         assert_eq!(job.result.as_ref().unwrap()["created"], 4);
@@ -1444,16 +1425,7 @@ both_backends!(
             )
             .page(2, vec![page(2..4)])
             .page(3, vec![page(4..5)]);
-        let base = server.start().await;
-        let conn = connection(&base, |_| {});
-        let (engine, _events, stop) = engine(
-            &store,
-            vec![typed(
-                "items",
-                Arc::new(HttpPullTask::new(item_pull(3), conn)),
-                1,
-            )],
-        );
+        let (engine, stop) = items_engine(&store, &server).await;
         let job = run(&engine, "items").await;
         assert_eq!(job.result.as_ref().unwrap()["created"], 5, "{job:?}");
         assert_eq!(store.live_records("items").await.unwrap().len(), 5);

@@ -90,6 +90,18 @@ fn start(db: &TestDb, config: &std::path::Path, log: &Arc<Mutex<Vec<String>>>) -
     }
 }
 
+/// `GET /api/jobs/{id}` as JSON.
+async fn get_job(client: &reqwest::Client, server: &Server, id: &str) -> Value {
+    client
+        .get(format!("{}/api/jobs/{id}", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 fn kill(server: &mut Server) {
     server.child.kill().unwrap(); // SIGKILL
     server.child.wait().unwrap();
@@ -170,14 +182,7 @@ async fn kill_at_random_moments_and_lose_nothing(db: TestDb) {
     let mut jobs = HashMap::new();
     for id in &ids {
         loop {
-            let job: Value = client
-                .get(format!("{}/api/jobs/{id}", server.base))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let job = get_job(&client, &server, id).await;
             if matches!(
                 job["state"].as_str(),
                 Some("completed" | "failed" | "cancelled")
@@ -286,14 +291,7 @@ async fn a_killed_pull_resumes_from_its_checkpoint(db: TestDb) {
     let id = started["job_id"].as_str().unwrap().to_string();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let job: Value = client
-            .get(format!("{}/api/jobs/{id}", server.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let job = get_job(&client, &server, &id).await;
         if job["processed"].as_u64().unwrap_or(0) >= 1000 {
             assert_eq!(job["state"], "running", "killed mid-pull: {job}");
             break;
@@ -305,14 +303,7 @@ async fn a_killed_pull_resumes_from_its_checkpoint(db: TestDb) {
 
     let mut server = start(&db, &config, &log);
     let job = loop {
-        let job: Value = client
-            .get(format!("{}/api/jobs/{id}", server.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let job = get_job(&client, &server, &id).await;
         if job["state"] != "pending" && job["state"] != "running" {
             break job;
         }

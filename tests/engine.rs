@@ -264,8 +264,13 @@ both_backends!(a_requested_sync_runs_and_its_events_tell_the_story, |db| {
     assert_eq!(done.progress, 100);
     assert!(done.lease_owner.is_none() && done.finished_at.is_some());
 
+    // The row is written before the event goes out: wait for the event (bounded, for safety).
     let mut names = Vec::new();
-    while let Ok(event) = sub.live.try_recv() {
+    while !names.contains(&"sync-completed") {
+        let event = tokio::time::timeout(Duration::from_secs(5), sub.live.recv())
+            .await
+            .expect("sync-completed within 5 s")
+            .unwrap();
         names.push(event.kind.name());
     }
     let started = names.iter().position(|n| *n == "sync-started").unwrap();

@@ -3,7 +3,7 @@
 //! fresh Postgres database, with progress reported after every page and with it off. The two
 //! variants alternate within each run; figures are medians over `--runs`.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -12,7 +12,7 @@ use super::{engine::BenchDb, median_f64, BenchArgs};
 use crate::server::{
     connectors::{
         http::{Connection, ConnectionConfig},
-        pull::{HttpPullConfig, HttpPullTask, Paging},
+        pull::{HttpPullConfig, HttpPullTask},
     },
     demo_erp::{DemoErp, DemoErpSettings},
     engine::{types::SyncType, Engine, EngineSettings, Request},
@@ -55,22 +55,8 @@ async fn pull(backend: &str, args: &BenchArgs, base: &str, progress: bool) -> an
             .map_err(anyhow::Error::msg)?,
     );
     let config = HttpPullConfig {
-        connection: "erp".into(),
-        path: "/customers".into(),
-        entity: "customers".into(),
-        key: "id".into(),
-        records: "/data".into(),
-        total: "/total".into(),
-        paging: Paging::Page {
-            param: "page".into(),
-            size_param: "per_page".into(),
-            size: 1000,
-            first: 1,
-        },
-        incremental: None,
-        full_every: Duration::ZERO,
-        query: BTreeMap::new(),
         progress,
+        ..HttpPullConfig::new("erp", "/customers", "customers").pages_of(1000)
     };
     let ty = SyncType::new(
         "customers",

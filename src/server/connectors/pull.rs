@@ -63,6 +63,51 @@ pub struct HttpPullConfig {
     pub progress: bool,
 }
 
+impl HttpPullConfig {
+    /// A full pull of `path` on `connection` into `entity`, with every other key at its default:
+    /// key `id`, records at `/data`, total at `/total`, page paging of 500.
+    pub fn new(connection: &str, path: &str, entity: &str) -> Self {
+        Self {
+            connection: connection.into(),
+            path: path.into(),
+            entity: entity.into(),
+            key: default_key(),
+            records: default_records(),
+            total: default_total(),
+            paging: Paging::default(),
+            incremental: None,
+            full_every: default_full_every(),
+            query: BTreeMap::new(),
+            progress: true,
+        }
+    }
+
+    /// The same pull, asking only for what changed since the last run (`updated_since`,
+    /// `updated_at`).
+    pub fn incremental(self) -> Self {
+        Self {
+            incremental: Some(Incremental {
+                param: since_param(),
+                field: updated_field(),
+            }),
+            ..self
+        }
+    }
+
+    /// The same pull, `size` records per page (page paging).
+    pub fn pages_of(self, size: u32) -> Self {
+        Self {
+            paging: Paging::Page {
+                param: page_param(),
+                size_param: per_page_param(),
+                size,
+                first: 1,
+            },
+            ..self
+        }
+    }
+}
+
 /// How pages are asked for and how the last one is recognised.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "style", rename_all = "snake_case", deny_unknown_fields)]

@@ -18,7 +18,7 @@ use crate::server::connectors::{
     command::{CommandConfig, CommandTask},
     export::{ExportConfig, ExportTarget, ExportTask},
     http::Connection,
-    pull::{HttpPullConfig, HttpPullTask, Incremental, Paging},
+    pull::{HttpPullConfig, HttpPullTask},
 };
 
 /// One sync type as written in `baton.toml`; every key but `priority` has a default.
@@ -133,22 +133,7 @@ pub fn default_sync_types() -> BTreeMap<String, SyncTypeConfig> {
         ("prices", 2),
         ("products", 1),
     ] {
-        let pull = HttpPullConfig {
-            connection: ERP.into(),
-            path: format!("/{name}"),
-            entity: name.into(),
-            key: "id".into(),
-            records: "/data".into(),
-            total: "/total".into(),
-            paging: Paging::default(),
-            incremental: Some(Incremental {
-                param: "updated_since".into(),
-                field: "updated_at".into(),
-            }),
-            full_every: Duration::from_secs(24 * 3600),
-            query: BTreeMap::new(),
-            progress: true,
-        };
+        let pull = HttpPullConfig::new(ERP, &format!("/{name}"), name).incremental();
         types.insert(
             name.to_string(),
             typed(priority, TaskConfig::HttpPull(pull)),
@@ -315,6 +300,7 @@ pub fn valid_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::connectors::pull::Paging;
 
     #[test]
     fn the_six_built_in_types_are_exclusive_in_seed_001s_order_and_records_is_shared() {

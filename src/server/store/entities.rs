@@ -83,8 +83,25 @@ pub fn changed_fields(old: &str, new: &str) -> Vec<String> {
     }
 }
 
-const LEASE_CHECK: &str = "update jobs set checkpoint = $1 \
-     where id = $2 and state = 'running' and attempt = $3 and lease_owner = $4";
+/// Stores `$checkpoint` on `$writer`'s job inside the transaction `$tx`, if the writer still
+/// holds the job; `true` when it does. Last in every connector write, so that when the job has
+/// moved on, the whole transaction is dropped.
+macro_rules! hold_lease {
+    ($tx:expr, $writer:expr, $checkpoint:expr) => {
+        sqlx::query(
+            "update jobs set checkpoint = $1 \
+             where id = $2 and state = 'running' and attempt = $3 and lease_owner = $4",
+        )
+        .bind($checkpoint)
+        .bind($writer.job_id)
+        .bind(i64::from($writer.attempt))
+        .bind($writer.owner)
+        .execute($tx)
+        .await?
+        .rows_affected()
+            == 1
+    };
+}
 
 impl Store {
     /// Applies one pulled page of `entity` and stores the checkpoint made from its counts with
@@ -196,15 +213,7 @@ impl Store {
                 query.build().execute(&mut *tx).await?;
             }
             // Last, so the checkpoint carries the counts: if the job moved on, all of it rolls back.
-            let held = sqlx::query(LEASE_CHECK)
-                .bind(checkpoint(counts))
-                .bind(writer.job_id)
-                .bind(i64::from(writer.attempt))
-                .bind(writer.owner)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if held != 1 {
+            if !hold_lease!(&mut *tx, writer, checkpoint(counts)) {
                 return Ok(None);
             }
             tx.commit().await?;
@@ -244,15 +253,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
-            let held = sqlx::query(LEASE_CHECK)
-                .bind(checkpoint(removed.len() as u64))
-                .bind(writer.job_id)
-                .bind(i64::from(writer.attempt))
-                .bind(writer.owner)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if held != 1 {
+            if !hold_lease!(&mut *tx, writer, checkpoint(removed.len() as u64)) {
                 return Ok(None);
             }
             tx.commit().await?;
@@ -405,15 +406,7 @@ impl Store {
         let now = Utc::now();
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            let held = sqlx::query(LEASE_CHECK)
-                .bind(checkpoint)
-                .bind(writer.job_id)
-                .bind(i64::from(writer.attempt))
-                .bind(writer.owner)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if held != 1 {
+            if !hold_lease!(&mut *tx, writer, checkpoint) {
                 return Ok(false);
             }
             for chunk in records.chunks(500) {
