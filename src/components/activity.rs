@@ -68,6 +68,17 @@ fn ActivityRow(event: LiveEvent) -> impl IntoView {
         ),
         EventKind::QueueUpdated(q) => format!("{} waiting, {} running", q.pending, q.running),
         EventKind::JobLog(line) => format!("{}: {}", line.level.as_str(), line.message),
+        EventKind::StepStatus(row) => format!(
+            "step {} {}: {}{}",
+            row.step,
+            row.name,
+            row.status.as_str(),
+            row.message
+                .as_deref()
+                .map(|m| format!(" ({m})"))
+                .unwrap_or_default()
+        ),
+        EventKind::SessionCleared(cleared) => format!("session cleared for run {}", cleared.run),
     };
     view! {
         <li class="activity-row" data-event=event.kind.name()>

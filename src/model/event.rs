@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Job, JobLogLine, JobProgress, QueueCounts};
+use super::{Job, JobLogLine, JobProgress, QueueCounts, SessionCleared, StatusRow};
 
 /// One event on the live stream.
 ///
@@ -44,6 +44,10 @@ pub enum EventKind {
     QueueUpdated(QueueCounts),
     /// A running job wrote a log line.
     JobLog(JobLogLine),
+    /// A workflow step wrote a row of the status table.
+    StepStatus(StatusRow),
+    /// A session was reset for a fresh run.
+    SessionCleared(SessionCleared),
 }
 
 impl EventKind {
@@ -57,6 +61,8 @@ impl EventKind {
         "job-progress",
         "queue-updated",
         "job-log",
+        "step-status",
+        "session-cleared",
     ];
 
     /// This event's SSE `event:` name.
@@ -70,6 +76,8 @@ impl EventKind {
             EventKind::JobProgress(_) => "job-progress",
             EventKind::QueueUpdated(_) => "queue-updated",
             EventKind::JobLog(_) => "job-log",
+            EventKind::StepStatus(_) => "step-status",
+            EventKind::SessionCleared(_) => "session-cleared",
         }
     }
 }

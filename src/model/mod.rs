@@ -3,6 +3,7 @@
 mod data;
 mod event;
 mod job;
+mod session;
 
 pub use data::{ChangeCounts, ChangeKind, EntityChange, JobLogLine, LogLevel};
 
@@ -10,3 +11,4 @@ pub use event::{DatabaseHealth, EventKind, EventPage, Heartbeat, LiveEvent};
 pub use job::{
     Job, JobProgress, JobSource, JobState, QueueCounts, SyncState, SyncStatus, TypeStatus,
 };
+pub use session::{SessionCleared, SessionStatus, StatusRow, StepStatus};

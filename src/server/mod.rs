@@ -14,5 +14,6 @@ pub mod routes;
 pub mod shutdown;
 pub mod startup;
 pub mod state;
+pub mod status;
 pub mod store;
 pub mod telemetry;

@@ -15,6 +15,9 @@
 mod entities;
 mod instances;
 mod jobs;
+mod sessions;
+
+pub use sessions::{NewSession, NewStatus};
 
 pub use entities::{changed_fields, ExportRecord, ExportSelection, PulledRecord, Writer};
 

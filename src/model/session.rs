@@ -1,0 +1,88 @@
+//! Workflow sessions and the status table: what each step of a session says about itself.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Where a step is, as it writes it (seed 000's four states).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    /// Not started, or waiting for a person (a gate).
+    Waiting,
+    /// Its jobs run.
+    Processing,
+    /// Done.
+    Completed,
+    /// Done badly.
+    Failed,
+}
+
+impl StepStatus {
+    /// Every status.
+    pub const ALL: [StepStatus; 4] = [
+        StepStatus::Waiting,
+        StepStatus::Processing,
+        StepStatus::Completed,
+        StepStatus::Failed,
+    ];
+
+    /// The name stored and sent.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Waiting => "waiting",
+            StepStatus::Processing => "processing",
+            StepStatus::Completed => "completed",
+            StepStatus::Failed => "failed",
+        }
+    }
+
+    /// The status named `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+/// One row of the status table: a step said this, at this time (`step-status` events carry it).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StatusRow {
+    /// Increasing across all sessions.
+    pub id: i64,
+    /// The session.
+    pub session_id: String,
+    /// Which run of the session (a clear starts the next).
+    pub run: u32,
+    /// The step's number, from 1.
+    pub step: u32,
+    /// The step's name.
+    pub name: String,
+    /// What it says it is doing.
+    pub status: StepStatus,
+    /// In words.
+    pub message: Option<String>,
+    /// Counts, findings, errors: whatever the step wants shown.
+    pub details: serde_json::Value,
+    /// When it said so.
+    pub at: DateTime<Utc>,
+}
+
+/// A session's status: each step's latest row in the current run, and the whole timeline.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SessionStatus {
+    /// The session.
+    pub session_id: String,
+    /// The current run.
+    pub run: u32,
+    /// Per step (in step order), its latest row of the current run.
+    pub steps: Vec<StatusRow>,
+    /// Every row of every run, oldest first.
+    pub timeline: Vec<StatusRow>,
+}
+
+/// A session was reset for a fresh run (`session-cleared` events carry it).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SessionCleared {
+    /// The session.
+    pub session_id: String,
+    /// Its new run.
+    pub run: u32,
+}
