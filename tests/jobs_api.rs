@@ -11,12 +11,14 @@ use baton::server::{
 use common::{spawn_app_with, SseReader, TestApp, TestDb};
 use serde_json::{json, Value};
 
-/// Short simulated syncs (exports and pushed records keep their tasks), and `blocker`, a long exclusive one that holds the mutex so other
+/// Short simulated syncs in place of the six pulls (the other built-ins keep their tasks), and
+/// `blocker`, a long exclusive one that holds the mutex so other
 /// exclusive jobs stay pending for as long as a test needs.
 fn quick(config: &mut Config) {
     config.poll_interval = Duration::from_millis(50);
-    for (name, ty) in config.sync_types.iter_mut() {
-        if name != "records" && name != "export-orders" {
+    for ty in config.sync_types.values_mut() {
+        let pull = matches!(ty.task, Some(TaskConfig::HttpPull(_)));
+        if pull {
             ty.task = Some(TaskConfig::Wait {
                 duration: Duration::from_millis(200),
                 steps: 4,

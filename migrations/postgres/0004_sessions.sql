@@ -27,3 +27,27 @@ create table step_status (
     at         timestamptz not null
 );
 create index step_status_by_session on step_status (session_id, id);
+
+-- Where each step of each run of a session is, for the workflow engine: one row per step it
+-- entered. A step moves on only by a compare-and-set on `state`, so two jobs ending together
+-- cannot advance it twice.
+create table session_steps (
+    session_id uuid not null references sessions (id) on delete cascade,
+    run        bigint not null,
+    step       bigint not null,
+    state      text not null check (state in ('waiting', 'processing', 'completed', 'failed')),
+    action     text,                                -- the gate's button label while it waits
+    acted_by   text,                                -- who pressed it
+    acted_at   timestamptz,
+    started_at timestamptz,                                 -- when it last began processing: its jobs are the ones queued since
+    primary key (session_id, run, step)
+);
+
+-- The jobs a step started (a retried step adds more).
+create table session_jobs (
+    session_id uuid not null references sessions (id) on delete cascade,
+    run        bigint not null,
+    step       bigint not null,
+    job_id     uuid not null,
+    primary key (session_id, run, step, job_id)
+);

@@ -11,4 +11,4 @@ pub use event::{DatabaseHealth, EventKind, EventPage, Heartbeat, LiveEvent};
 pub use job::{
     Job, JobProgress, JobSource, JobState, QueueCounts, SyncState, SyncStatus, TypeStatus,
 };
-pub use session::{SessionCleared, SessionStatus, StatusRow, StepStatus};
+pub use session::{SessionCleared, SessionStatus, SessionView, StatusRow, StepStatus, StepView};

@@ -86,3 +86,51 @@ pub struct SessionCleared {
     /// Its new run.
     pub run: u32,
 }
+
+/// A session as `GET /api/sessions/{id}` shows it (and the daily-sync page reads it).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SessionView {
+    /// The session.
+    pub id: String,
+    /// Its workflow's id.
+    pub workflow: String,
+    /// Its workflow's name.
+    pub name: String,
+    /// running | waiting | completed | completed_with_warnings | failed | cancelled.
+    pub state: String,
+    /// manual | scheduler | api | webhook.
+    pub source: String,
+    /// Who started it.
+    pub triggered_by: Option<String>,
+    /// The current run (a clear starts the next).
+    pub run: u32,
+    /// When the current run started.
+    pub started_at: DateTime<Utc>,
+    /// When it ended.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// What went wrong without stopping it.
+    pub warnings: Vec<String>,
+    /// Every step of the workflow, in order; steps not reached yet read `waiting` with no message.
+    pub steps: Vec<StepView>,
+    /// Every status row of every run, oldest first.
+    pub timeline: Vec<StatusRow>,
+}
+
+/// One step as the session view shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepView {
+    /// Its number, from 1.
+    pub step: u32,
+    /// Its name.
+    pub name: String,
+    /// Its latest status in the current run.
+    pub status: StepStatus,
+    /// Its latest message.
+    pub message: Option<String>,
+    /// Its latest details.
+    pub details: serde_json::Value,
+    /// The gate's button label while it waits for a person.
+    pub action: Option<String>,
+    /// Whether the current run has reached it.
+    pub reached: bool,
+}

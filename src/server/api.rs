@@ -129,7 +129,7 @@ async fn info(State(state): State<AppState>) -> Json<serde_json::Value> {
 
 /// Parses an optional JSON body: empty means `T::default()`; malformed JSON is a 400; JSON of
 /// the wrong shape (an unknown or mistyped field) is a 422.
-fn json_body<T: DeserializeOwned + Default>(
+pub(super) fn json_body<T: DeserializeOwned + Default>(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<T, ApiError> {
@@ -152,7 +152,7 @@ fn json_body<T: DeserializeOwned + Default>(
     })
 }
 
-fn triggered_by(value: Option<String>) -> Result<Option<String>, ApiError> {
+pub(super) fn triggered_by(value: Option<String>) -> Result<Option<String>, ApiError> {
     match value.map(|v| v.trim().to_string()) {
         Some(v) if v.chars().count() > 200 => Err(ApiError::Unprocessable(
             "`triggered_by` is longer than 200 characters".into(),

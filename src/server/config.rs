@@ -763,7 +763,7 @@ mod tests {
         let task_env = config
             .task_env(Some("http://127.0.0.1:9/api"), &|_| None)
             .unwrap();
-        assert_eq!(config.sync_types(&task_env).unwrap().len(), 8);
+        assert_eq!(config.sync_types(&task_env).unwrap().len(), 13);
 
         // Own systems, but no `erp`: the built-in pulls have nowhere to pull from and are left out.
         std::fs::write(
@@ -787,7 +787,7 @@ mod tests {
                 (name == "HR_TOKEN").then(|| "t0ken".to_string())
             })
             .unwrap();
-        assert_eq!(config.sync_types(&task_env).unwrap().len(), 2);
+        assert_eq!(config.sync_types(&task_env).unwrap().len(), 3);
         assert!(!format!("{config:?}{task_env:?}").contains("t0ken"));
 
         // BATON_DEMO_ERP_ADDR and friends come from the environment like every key.

@@ -306,6 +306,8 @@ impl DemoErp {
             .route("/api/_tick", post(tick))
             .route("/api/orders/import", post(import_orders))
             .route("/api/orders/imported", get(imported))
+            .route("/api/web/import", post(import_web))
+            .route("/api/employees/{step}", post(employees))
             .route("/api/{entity}", get(list))
             .layer(middleware::from_fn_with_state(self.clone(), behave))
             .with_state(self)
@@ -524,6 +526,58 @@ async fn import_orders(State(erp): State<Arc<DemoErp>>, body: axum::body::Bytes)
     imported.extend(ids.iter().cloned());
     let accepted = imported.len() - before;
     Json(json!({ "accepted": accepted, "duplicates": ids.len() - accepted })).into_response()
+}
+
+/// `POST /api/web/import`: the web shop's side of the web export (products with an `id`).
+async fn import_web(body: axum::body::Bytes) -> Response {
+    match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Array(items)) => match items.iter().position(|i| i.get("id").is_none()) {
+            Some(i) => refuse(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("item {i} has no `id`"),
+            ),
+            None => Json(json!({ "accepted": items.len() })).into_response(),
+        },
+        Ok(_) => refuse(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "expected a JSON array of products",
+        ),
+        Err(err) => refuse(
+            StatusCode::BAD_REQUEST,
+            format!("the body is not JSON: {err}"),
+        ),
+    }
+}
+
+/// `POST /api/employees/{snapshot|history|changes}`: seed 004's three worker functions, with
+/// counts that follow the generation.
+async fn employees(State(erp): State<Arc<DemoErp>>, Path(step): Path<String>) -> Response {
+    let g = u64::from(erp.generation());
+    let employees = 110 + g % 7;
+    match step.as_str() {
+        "snapshot" => Json(json!({
+            "processed": employees,
+            "created": g % 3,
+            "message": format!("snapshot of {employees} employees"),
+        }))
+        .into_response(),
+        "history" => Json(json!({
+            "processed": employees - 11,
+            "message": format!("history of {} employees", employees - 11),
+            "warnings": ["2 employees have no contract history"],
+        }))
+        .into_response(),
+        "changes" => Json(json!({
+            "processed": employees,
+            "changes": 3 + g % 5,
+            "message": format!("{} changes detected", 3 + g % 5),
+        }))
+        .into_response(),
+        _ => refuse(
+            StatusCode::NOT_FOUND,
+            format!("no worker `{step}`; there are snapshot, history, changes"),
+        ),
+    }
 }
 
 #[cfg(test)]

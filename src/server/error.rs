@@ -116,3 +116,20 @@ impl From<EngineError> for ApiError {
         }
     }
 }
+
+impl From<crate::server::workflows::WorkflowError> for ApiError {
+    fn from(err: crate::server::workflows::WorkflowError) -> Self {
+        use crate::server::{status::StatusError, workflows::WorkflowError};
+        match err {
+            WorkflowError::UnknownWorkflow { .. } => ApiError::Unprocessable(err.to_string()),
+            WorkflowError::NotFound(_) | WorkflowError::Status(StatusError::NotFound(_)) => {
+                ApiError::NotFound(err.to_string())
+            }
+            WorkflowError::Conflict(message) => ApiError::Conflict(message),
+            WorkflowError::Engine(engine) => engine.into(),
+            WorkflowError::Status(StatusError::Store(cause)) | WorkflowError::Store(cause) => {
+                ApiError::Internal(cause)
+            }
+        }
+    }
+}

@@ -71,6 +71,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/events", get(events))
         .route("/api/events/poll", get(poll_events))
         .merge(super::api::routes())
+        .merge(super::sessions_api::routes())
         .route("/api/{*rest}", any(api_not_found))
         .leptos_routes(&state, leptos_routes, {
             let options = state.leptos.clone();

@@ -15,7 +15,9 @@ use super::{
     instance::{HeartbeatService, Instance},
     routes,
     state::AppState,
+    status::StatusService,
     store::Store,
+    workflows::{built_in_workflows, Workflows},
 };
 
 /// A server that is bound to its port and has a migrated database, not yet serving.
@@ -86,7 +88,17 @@ impl Application {
             config.engine_settings(),
             config.sync_types(&task_env)?,
         );
+        let status = StatusService::new(store.clone(), events.clone());
+        let workflows = Workflows::new(
+            store.clone(),
+            engine.clone(),
+            status.clone(),
+            events.clone(),
+            built_in_workflows(&engine),
+        );
         let state = AppState {
+            status,
+            workflows,
             demo_erp,
             events,
             engine,
@@ -134,6 +146,12 @@ impl Application {
         let engine = state
             .engine
             .start(shutdown.clone(), state.config.shutdown_timeout);
+        let workflows = tokio::spawn(
+            state
+                .workflows
+                .clone()
+                .run(shutdown.clone(), state.config.poll_interval),
+        );
 
         tracing::info!("listening on http://{addr}");
         let server = axum::serve(listener, routes::router(state.clone()))
@@ -148,6 +166,7 @@ impl Application {
         }
         shutdown.cancel();
         let _ = heartbeat.await;
+        let _ = workflows.await;
         // Running tasks save their checkpoints and their jobs go back to pending.
         let _ = engine.await;
 

@@ -23,6 +23,10 @@ pub struct AppState {
     pub engine: Engine,
     /// Who this process is.
     pub instance: Arc<Instance>,
+    /// The status table's writer and reader.
+    pub status: super::status::StatusService,
+    /// Workflow sessions: start, read, gates, retries.
+    pub workflows: super::workflows::Workflows,
     /// Where the in-process demo ERP listens, in demo mode.
     pub demo_erp: Option<std::net::SocketAddr>,
     /// The root token: cancelled once, on SIGINT/SIGTERM, and everything that runs stops.

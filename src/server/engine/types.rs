@@ -70,6 +70,8 @@ pub enum TaskConfig {
     Command(CommandConfig),
     /// Sends ready records to the ERP or to CSV files.
     Export(ExportConfig),
+    /// Checks the synced customers, products, prices and orders against each other.
+    Validate,
 }
 
 impl TaskConfig {
@@ -158,6 +160,48 @@ pub fn default_sync_types() -> BTreeMap<String, SyncTypeConfig> {
         ),
     );
     types.insert(
+        "validate".to_string(),
+        SyncTypeConfig {
+            exclusive: false,
+            ..typed(0, TaskConfig::Validate)
+        },
+    );
+    types.insert(
+        "web-export".to_string(),
+        typed(
+            7,
+            TaskConfig::Export(ExportConfig {
+                entity: "products".into(),
+                only: None,
+                batch: 500,
+                target: ExportTarget::Http {
+                    connection: ERP.into(),
+                    path: "/web/import".into(),
+                },
+            }),
+        ),
+    );
+    for (name, path) in [
+        ("employee-snapshot", "/employees/snapshot"),
+        ("employee-history", "/employees/history"),
+        ("employee-changes", "/employees/changes"),
+    ] {
+        types.insert(
+            name.to_string(),
+            SyncTypeConfig {
+                exclusive: false,
+                ..typed(
+                    0,
+                    TaskConfig::HttpCall(crate::server::connectors::call::HttpCallConfig {
+                        connection: ERP.into(),
+                        path: path.into(),
+                        body: None,
+                    }),
+                )
+            },
+        );
+    }
+    types.insert(
         "records".to_string(),
         SyncTypeConfig {
             exclusive: false,
@@ -186,8 +230,9 @@ pub struct SyncType {
     pub keep: u32,
     /// Needs input pushed with the job (so it is left out of a full sync).
     pub takes_records: bool,
-    /// Part of a full sync (`POST /api/sync/full`): every type but pushed ones and exports,
-    /// which a person starts on purpose.
+    /// Part of a full sync (`POST /api/sync/full`): pulls, commands and the built-in simulated
+    /// tasks; not pushed types, exports, calls to worker endpoints or validation, which run as
+    /// workflow steps or when asked.
     pub in_full: bool,
     /// The work.
     pub task: Arc<dyn SyncTask>,
@@ -240,8 +285,13 @@ impl SyncType {
                 }
                 TaskConfig::HttpCall(call) => {
                     let connection = connection(&call.connection)?;
-                    (Arc::new(HttpCallTask::new(call, connection)), false, true)
+                    (Arc::new(HttpCallTask::new(call, connection)), false, false)
                 }
+                TaskConfig::Validate => (
+                    Arc::new(crate::server::connectors::validate::ValidateTask),
+                    false,
+                    false,
+                ),
                 TaskConfig::Command(command) => (
                     Arc::new(CommandTask::new(command, env.secret_vars.clone())),
                     false,
@@ -312,16 +362,21 @@ mod tests {
             names,
             [
                 "export-orders",
+                "web-export",
                 "orders",
                 "customers",
                 "ddt",
                 "invoices",
                 "prices",
                 "products",
-                "records"
+                "employee-changes",
+                "employee-history",
+                "employee-snapshot",
+                "records",
+                "validate",
             ]
         );
-        assert!(by_priority[..7].iter().all(|(_, t)| t.exclusive));
+        assert!(by_priority[..8].iter().all(|(_, t)| t.exclusive));
         assert!(!types["records"].exclusive);
         let env = TaskEnv::default();
         let records = SyncType::from_config("records", &types["records"], &env).unwrap();

@@ -132,7 +132,8 @@ pub struct TypeFacts {
     pub consecutive_errors: u64,
 }
 
-const JOB_COLUMNS: &str = "id, sync_type, priority, exclusive, state, progress, processed, total, \
+pub(super) const JOB_COLUMNS: &str =
+    "id, sync_type, priority, exclusive, state, progress, processed, total, \
      message, error, result, warnings, attempt, max_attempts, run_at, source, triggered_by, \
      session_id, retry_of, checkpoint, dedupe_key, created_at, started_at, finished_at, \
      heartbeat_at, lease_owner, lease_expires_at, cancel_requested_at, yield_requested_at";

@@ -151,3 +151,205 @@ impl Store {
         Ok(run.map(|r| r.clamp(0, i64::from(u32::MAX)) as u32))
     }
 }
+
+/// A session as stored.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct SessionRow {
+    /// Its id.
+    pub id: Uuid,
+    /// The workflow it runs.
+    pub workflow: String,
+    /// running | waiting | completed | completed_with_warnings | failed | cancelled.
+    pub state: String,
+    /// How it was started.
+    pub source: String,
+    /// Who started it.
+    pub triggered_by: Option<String>,
+    /// The current run.
+    pub run: i64,
+    /// JSON array of strings.
+    pub warnings: String,
+    /// When the current run started.
+    pub started_at: DateTime<Utc>,
+    /// When it ended.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// Where one step of a session's run is.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct StepRow {
+    /// The step's number.
+    pub step: i64,
+    /// waiting | processing | completed | failed.
+    pub state: String,
+    /// The gate's label while it waits.
+    pub action: Option<String>,
+    /// Who pressed the gate's button.
+    pub acted_by: Option<String>,
+    /// When.
+    pub acted_at: Option<DateTime<Utc>>,
+    /// When it last began processing.
+    pub started_at: Option<DateTime<Utc>>,
+}
+
+const SESSION_COLUMNS: &str =
+    "id, workflow, state, source, triggered_by, run, warnings, started_at, finished_at";
+
+impl Store {
+    /// One session.
+    pub async fn session(&self, id: Uuid) -> Result<Option<SessionRow>, StoreError> {
+        let sql = format!("select {SESSION_COLUMNS} from sessions where id = $1");
+        Ok(on_pool!(read self, pool => {
+            sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?
+        }))
+    }
+
+    /// Sessions whose run is not over (running or waiting), oldest first.
+    pub async fn open_sessions(&self) -> Result<Vec<SessionRow>, StoreError> {
+        let sql = format!(
+            "select {SESSION_COLUMNS} from sessions where state in ('running', 'waiting') \
+             order by started_at"
+        );
+        Ok(on_pool!(read self, pool => sqlx::query_as(&sql).fetch_all(pool).await?))
+    }
+
+    /// Sets a session's state (and its end, when the state is final) and warnings.
+    pub async fn set_session_state(
+        &self,
+        id: Uuid,
+        state: &str,
+        finished_at: Option<DateTime<Utc>>,
+        warnings: &[String],
+    ) -> Result<(), StoreError> {
+        let sql = "update sessions set state = $1, finished_at = $2, warnings = $3 where id = $4";
+        let warnings = serde_json::to_string(warnings).unwrap_or_else(|_| "[]".into());
+        on_pool!(self, pool => {
+            sqlx::query(sql)
+                .bind(state)
+                .bind(finished_at)
+                .bind(warnings)
+                .bind(id)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Records that a run entered `step` (waiting at a gate with `action`, or processing).
+    pub async fn enter_step(
+        &self,
+        id: Uuid,
+        run: u32,
+        step: u32,
+        state: StepStatus,
+        action: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let sql = "insert into session_steps (session_id, run, step, state, action, started_at) \
+                   values ($1, $2, $3, $4, $5, $6) on conflict (session_id, run, step) do update \
+                   set state = excluded.state, action = excluded.action, started_at = excluded.started_at";
+        on_pool!(self, pool => {
+            sqlx::query(sql)
+                .bind(id)
+                .bind(i64::from(run))
+                .bind(i64::from(step))
+                .bind(state.as_str())
+                .bind(action)
+                .bind((state == StepStatus::Processing).then(Utc::now))
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Moves a step from `from` to `to`, compare-and-set; `true` when this call moved it. With
+    /// `acted_by`, records who pressed the gate.
+    pub async fn move_step(
+        &self,
+        id: Uuid,
+        run: u32,
+        step: u32,
+        from: StepStatus,
+        to: StepStatus,
+        acted_by: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let sql = "update session_steps set state = $1, \
+                   acted_by = coalesce($2, acted_by), \
+                   acted_at = case when $2 is null then acted_at else $3 end, \
+                   started_at = case when $1 = 'processing' then $3 else started_at end \
+                   where session_id = $4 and run = $5 and step = $6 and state = $7";
+        let moved = on_pool!(self, pool => {
+            sqlx::query(sql)
+                .bind(to.as_str())
+                .bind(acted_by)
+                .bind(Utc::now())
+                .bind(id)
+                .bind(i64::from(run))
+                .bind(i64::from(step))
+                .bind(from.as_str())
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(moved == 1)
+    }
+
+    /// The steps a run has entered, in order.
+    pub async fn session_steps(&self, id: Uuid, run: u32) -> Result<Vec<StepRow>, StoreError> {
+        let sql = "select step, state, action, acted_by, acted_at, started_at from session_steps \
+                   where session_id = $1 and run = $2 order by step";
+        Ok(on_pool!(read self, pool => {
+            sqlx::query_as(sql).bind(id).bind(i64::from(run)).fetch_all(pool).await?
+        }))
+    }
+
+    /// Links jobs to a step of a run.
+    pub async fn add_session_jobs(
+        &self,
+        id: Uuid,
+        run: u32,
+        step: u32,
+        jobs: &[Uuid],
+    ) -> Result<(), StoreError> {
+        let sql =
+            "insert into session_jobs (session_id, run, step, job_id) values ($1, $2, $3, $4) \
+                   on conflict do nothing";
+        on_pool!(self, pool => {
+            for job in jobs {
+                sqlx::query(sql)
+                    .bind(id)
+                    .bind(i64::from(run))
+                    .bind(i64::from(step))
+                    .bind(*job)
+                    .execute(pool)
+                    .await?;
+            }
+        });
+        Ok(())
+    }
+
+    /// The jobs a step of a run started, oldest first.
+    pub async fn step_jobs(
+        &self,
+        id: Uuid,
+        run: u32,
+        step: u32,
+    ) -> Result<Vec<super::JobRow>, StoreError> {
+        let columns = super::jobs::JOB_COLUMNS
+            .split(", ")
+            .map(|c| format!("j.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "select {columns} from session_jobs s join jobs j on j.id = s.job_id \
+             where s.session_id = $1 and s.run = $2 and s.step = $3 order by j.id"
+        );
+        Ok(on_pool!(read self, pool => {
+            sqlx::query_as(&sql)
+                .bind(id)
+                .bind(i64::from(run))
+                .bind(i64::from(step))
+                .fetch_all(pool)
+                .await?
+        }))
+    }
+}

@@ -1,0 +1,126 @@
+//! The JSON API of workflow sessions: start one, read it, press a gate's button, retry a failed
+//! step, clear it for a fresh run. Handlers parse and call [`Workflows`](super::workflows).
+
+use axum::{
+    body::Bytes,
+    extract::{Path, State},
+    http::{HeaderMap, StatusCode},
+    response::IntoResponse,
+    routing::{get, post},
+    Json, Router,
+};
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{api::json_body, engine::Request, error::ApiError, state::AppState};
+use crate::model::SessionView;
+
+/// The routes, merged into the application router.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/sessions", post(start))
+        .route("/api/sessions/{id}", get(view))
+        .route("/api/sessions/{id}/steps/{step}/action", post(action))
+        .route("/api/sessions/{id}/steps/{step}/retry", post(retry))
+        .route("/api/sessions/{id}/clear", post(clear))
+}
+
+fn session_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| {
+        ApiError::BadRequest(format!(
+            "`{raw}` is not a session id; session ids are UUIDs as POST /api/sessions returns them"
+        ))
+    })
+}
+
+fn step_number(raw: &str) -> Result<u32, ApiError> {
+    match raw.parse::<u32>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(ApiError::BadRequest(format!(
+            "`{raw}` is not a step number; steps count from 1"
+        ))),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartBody {
+    workflow: Option<String>,
+    triggered_by: Option<String>,
+}
+
+/// `POST /api/sessions {workflow, triggered_by?}` → 202 `{session_id}`.
+async fn start(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let body: StartBody = json_body(&headers, &body)?;
+    let workflow = body
+        .workflow
+        .filter(|w| !w.trim().is_empty())
+        .ok_or_else(|| {
+            ApiError::Unprocessable(format!(
+                "the body needs `workflow`, one of: {}",
+                state
+                    .workflows
+                    .definitions()
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+    let request = Request::api(super::api::triggered_by(body.triggered_by)?);
+    let id = state.workflows.start(workflow.trim(), &request).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "session_id": id }))))
+}
+
+/// `GET /api/sessions/{id}` → the session with its steps and timeline.
+async fn view(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<SessionView>, ApiError> {
+    Ok(Json(state.workflows.view(session_id(&id)?).await?))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActionBody {
+    triggered_by: Option<String>,
+}
+
+/// `POST /api/sessions/{id}/steps/{n}/action` → the session; 409 unless the step waits at a gate.
+async fn action(
+    State(state): State<AppState>,
+    Path((id, step)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<SessionView>, ApiError> {
+    let body: ActionBody = json_body(&headers, &body)?;
+    let who = super::api::triggered_by(body.triggered_by)?;
+    let (id, step) = (session_id(&id)?, step_number(&step)?);
+    state.workflows.action(id, step, who.as_deref()).await?;
+    Ok(Json(state.workflows.view(id).await?))
+}
+
+/// `POST /api/sessions/{id}/steps/{n}/retry` → the session; 409 unless the step failed.
+async fn retry(
+    State(state): State<AppState>,
+    Path((id, step)): Path<(String, String)>,
+) -> Result<Json<SessionView>, ApiError> {
+    let (id, step) = (session_id(&id)?, step_number(&step)?);
+    state.workflows.retry_step(id, step).await?;
+    Ok(Json(state.workflows.view(id).await?))
+}
+
+/// `POST /api/sessions/{id}/clear` → the session, running again from step 1.
+async fn clear(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<SessionView>, ApiError> {
+    let id = session_id(&id)?;
+    state.workflows.clear(id).await?;
+    Ok(Json(state.workflows.view(id).await?))
+}
