@@ -61,12 +61,7 @@ fn ty(name: &str, task: Arc<dyn SyncTask>) -> SyncType {
 }
 
 fn step(name: &str, types: &[&str], gate: Option<&str>, continue_on_failure: bool) -> StepDef {
-    StepDef {
-        name: name.into(),
-        sync_types: types.iter().map(|t| t.to_string()).collect(),
-        gate: gate.map(str::to_string),
-        continue_on_failure,
-    }
+    StepDef::new(name, types, gate, continue_on_failure)
 }
 
 struct Setup {
@@ -77,6 +72,10 @@ struct Setup {
 }
 
 fn setup(store: Store) -> Setup {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("baton=debug")
+        .try_init();
     let events = EventBus::new(4096);
     let engine = Engine::new(
         store.clone(),
@@ -186,12 +185,26 @@ async fn state_of(store: &Store, id: Uuid) -> String {
     store.session(id).await.unwrap().unwrap().state
 }
 
+/// Waits (bounded) until the session's state is `want`: the last status row is written a
+/// moment before the session is marked finished.
+async fn state_becomes(store: &Store, id: Uuid, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while state_of(store, id).await != want {
+        assert!(
+            Instant::now() < deadline,
+            "the session stays {}",
+            state_of(store, id).await
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 both_backends!(steps_advance_and_gates_wait_for_a_person, |db| {
     let s = setup(db.store().await);
     let id = s.workflows.start("gated", &request()).await.unwrap();
     use StepStatus::*;
     steps_become(&s.status, id, &[Completed, Waiting]).await;
-    assert_eq!(state_of(&s.store, id).await, "waiting");
+    state_becomes(&s.store, id, "waiting").await;
     let read = s.status.get_session_status(id).await.unwrap();
     assert_eq!(read.steps[1].details["action"], "Export Orders");
     assert_eq!(read.steps[0].details["counts"]["errors"], 0);
@@ -210,7 +223,7 @@ both_backends!(steps_advance_and_gates_wait_for_a_person, |db| {
     assert_eq!(steps[1].acted_by.as_deref(), Some("bob"));
     s.workflows.action(id, 3, Some("bob")).await.unwrap();
     steps_become(&s.status, id, &[Completed, Completed, Completed]).await;
-    assert_eq!(state_of(&s.store, id).await, "completed");
+    state_becomes(&s.store, id, "completed").await;
 
     // The timeline has every row, in order: processing → completed, waiting → processing → completed …
     let timeline: Vec<_> = s
@@ -259,8 +272,8 @@ both_backends!(
         let id = s.workflows.start("partial", &request()).await.unwrap();
         use StepStatus::*;
         steps_become(&s.status, id, &[Completed, Completed, Completed]).await;
+        state_becomes(&s.store, id, "completed_with_warnings").await;
         let session = s.store.session(id).await.unwrap().unwrap();
-        assert_eq!(session.state, "completed_with_warnings");
         assert!(
             session.warnings.contains("the ERP said no"),
             "{}",
@@ -288,7 +301,7 @@ both_backends!(
         let id = s.workflows.start("strict", &request()).await.unwrap();
         use StepStatus::*;
         steps_become(&s.status, id, &[Failed]).await;
-        assert_eq!(state_of(&s.store, id).await, "failed");
+        state_becomes(&s.store, id, "failed").await;
         let read = s.status.get_session_status(id).await.unwrap();
         assert!(read.steps[0]
             .message
@@ -302,7 +315,7 @@ both_backends!(
         ));
         s.workflows.retry_step(id, 1).await.unwrap();
         steps_become(&s.status, id, &[Completed, Completed]).await;
-        assert_eq!(state_of(&s.store, id).await, "completed");
+        state_becomes(&s.store, id, "completed").await;
         let read = s.status.get_session_status(id).await.unwrap();
         assert_eq!(read.steps[0].details["counts"]["processed"], 5);
         s.stop.cancel();

@@ -35,6 +35,23 @@ pub struct StepDef {
     pub continue_on_failure: bool,
 }
 
+impl StepDef {
+    /// A step running `sync_types`, behind the button `gate` if given.
+    pub fn new(
+        name: &str,
+        sync_types: &[&str],
+        gate: Option<&str>,
+        continue_on_failure: bool,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            sync_types: sync_types.iter().map(|t| t.to_string()).collect(),
+            gate: gate.map(str::to_string),
+            continue_on_failure,
+        }
+    }
+}
+
 /// A workflow: an id, a name, its steps in order.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WorkflowDef {
@@ -173,13 +190,14 @@ impl Workflows {
             return Ok(());
         };
         if let Some(label) = &step.gate {
-            self.inner
-                .store
-                .enter_step(session.id, run, n, StepStatus::Waiting, Some(label))
-                .await?;
+            // The session says it waits before the gate can be pressed.
             self.inner
                 .store
                 .set_session_state(session.id, "waiting", None, &warnings_of(session))
+                .await?;
+            self.inner
+                .store
+                .enter_step(session.id, run, n, StepStatus::Waiting, Some(label))
                 .await?;
             self.inner
                 .status
@@ -540,13 +558,7 @@ fn warnings_of(session: &SessionRow) -> Vec<String> {
 /// confirmation) and `employee-sync` (seed 004: snapshot, history and change detection, each
 /// allowed to fail without stopping the others).
 pub fn built_in_workflows(engine: &Engine) -> Vec<WorkflowDef> {
-    let step =
-        |name: &str, types: &[&str], gate: Option<&str>, continue_on_failure: bool| StepDef {
-            name: name.into(),
-            sync_types: types.iter().map(|t| t.to_string()).collect(),
-            gate: gate.map(str::to_string),
-            continue_on_failure,
-        };
+    let step = StepDef::new;
     let all = [
         WorkflowDef {
             id: "daily-sync".into(),
