@@ -105,6 +105,14 @@ fn pull_config(entity: &str, path: &str, size: u32) -> HttpPullConfig {
         .incremental()
 }
 
+/// A job's stored log lines (the first 1,000).
+async fn logs_of(engine: &Engine, job: &Job) -> Vec<baton::model::JobLogLine> {
+    engine
+        .logs(job.id.parse().unwrap(), None, 1000)
+        .await
+        .unwrap()
+}
+
 async fn run(engine: &Engine, sync_type: &str) -> Job {
     let (job, _) = engine.request_sync(sync_type, request()).await.unwrap();
     finished(engine, &job.id).await
@@ -321,10 +329,7 @@ both_backends!(
         );
 
         // Every page left a log line.
-        let logs = engine
-            .logs(third.id.parse().unwrap(), None, 100)
-            .await
-            .unwrap();
+        let logs = logs_of(&engine, &third).await;
         assert!(
             logs.iter().any(|l| l.message.contains("page 7 (GET")),
             "{logs:?}"
@@ -465,10 +470,7 @@ both_backends!(
             page2[1] - page2[0] >= Duration::from_millis(950),
             "Retry-After: 1 was not waited for"
         );
-        let logs = engine
-            .logs(job.id.parse().unwrap(), None, 100)
-            .await
-            .unwrap();
+        let logs = logs_of(&engine, &job).await;
         let warnings: Vec<_> = logs
             .iter()
             .filter(|l| l.level == LogLevel::Warn)
@@ -698,10 +700,7 @@ both_backends!(the_auth_secret_is_sent_and_never_stored, |db| {
         error.contains("403") && error.contains("***") && !error.contains("s3cr3t"),
         "{error}"
     );
-    let logs = engine
-        .logs(job.id.parse().unwrap(), None, 100)
-        .await
-        .unwrap();
+    let logs = logs_of(&engine, &job).await;
     assert!(
         logs.iter().all(|l| !l.message.contains("s3cr3t")),
         "{logs:?}"
@@ -885,10 +884,7 @@ async fn commands_report_progress_log_their_output_and_are_judged_by_exit_code()
     let job = run(&engine, "ok").await;
     assert_eq!(job.state, JobState::Completed, "{job:?}");
     assert_eq!((job.processed, job.total, job.progress), (4, Some(4), 100));
-    let logs = engine
-        .logs(job.id.parse().unwrap(), None, 100)
-        .await
-        .unwrap();
+    let logs = logs_of(&engine, &job).await;
     let lines: Vec<_> = logs.iter().map(|l| (l.level, l.message.as_str())).collect();
     // stdout and stderr are two pipes: their lines interleave as they are read.
     let stdout: Vec<_> = lines.iter().filter(|l| l.0 == LogLevel::Info).collect();
@@ -911,10 +907,7 @@ async fn commands_report_progress_log_their_output_and_are_judged_by_exit_code()
     // the child is killed.
     let job = run(&engine, "leftover").await;
     assert_eq!(job.state, JobState::Completed, "{job:?}");
-    let logs = engine
-        .logs(job.id.parse().unwrap(), None, 100)
-        .await
-        .unwrap();
+    let logs = logs_of(&engine, &job).await;
     assert!(
         logs.iter()
             .any(|l| l.message.contains("kept its output open")),
@@ -1377,10 +1370,7 @@ async fn a_chatty_command_keeps_its_first_thousand_lines_and_counts_the_rest() {
     let mut feed = events.subscribe(None);
     let job = run(&engine, "chatty").await;
     assert_eq!(job.state, JobState::Completed, "{job:?}");
-    let lines = engine
-        .logs(job.id.parse().unwrap(), None, 1000)
-        .await
-        .unwrap();
+    let lines = logs_of(&engine, &job).await;
     assert_eq!(lines.len(), 1000);
     assert_eq!(
         (lines[0].message.as_str(), lines[999].message.as_str()),
