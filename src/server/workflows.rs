@@ -177,7 +177,7 @@ impl Workflows {
         let def = self.def(&session.workflow)?;
         let run = run_of(session);
         let Some(step) = def.steps.get(n as usize - 1) else {
-            let warnings: Vec<String> = serde_json::from_str(&session.warnings).unwrap_or_default();
+            let warnings = warnings_of(session);
             let state = if warnings.is_empty() {
                 "completed"
             } else {
@@ -528,20 +528,20 @@ impl Workflows {
             tracing::warn!(error = %err, "could not reconcile workflow sessions");
         }
         loop {
-            let ended = tokio::select! {
+            // A session's job ended, events were missed, or time passed: look at open sessions.
+            tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = tokio::time::sleep(every) => None,
+                _ = tokio::time::sleep(every) => {}
                 event = live.recv() => match event {
                     Ok(event) => match &event.kind {
                         EventKind::SyncCompleted(job) | EventKind::SyncError(job) | EventKind::SyncCancelled(job)
-                            if job.session_id.is_some() && job.state.is_terminal() => Some(()),
+                            if job.session_id.is_some() && job.state.is_terminal() => {}
                         _ => continue,
                     },
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => None,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                 },
-            };
-            let _ = ended;
+            }
             if let Err(err) = self.reconcile().await {
                 tracing::warn!(error = %err, "could not move workflow sessions on");
             }

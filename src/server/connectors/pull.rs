@@ -340,8 +340,7 @@ impl HttpPullTask {
 
     /// The next position after a page of `n` records, or `None` when it was the last page: a
     /// short page, or (page and offset paging) one that reaches the `total` the API reports.
-    fn next(&self, at: &Checkpoint, n: usize, body: &Value) -> Option<Value> {
-        let total = body.pointer(&self.config.total).and_then(Value::as_u64);
+    fn next(&self, at: &Checkpoint, n: usize, total: Option<u64>, body: &Value) -> Option<Value> {
         // With a total, pages continue until it is reached (an API may cap the page size below
         // what was asked); without one, a short page is the last.
         let more = |size: u32| match total {
@@ -578,7 +577,7 @@ impl SyncTask for HttpPullTask {
             next.seen += records.len() as u64;
             next.high_water = high_water;
             next.source_time = source_time;
-            next.next = self.next(&at, records.len(), &body);
+            next.next = self.next(&at, records.len(), total, &body);
             next.pages_done = next.next.is_none();
             next.done = next.pages_done && !full;
             // The checkpoint is stored with the page, counts included.

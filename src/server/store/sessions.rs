@@ -334,11 +334,15 @@ impl Store {
         run: u32,
         step: u32,
     ) -> Result<Vec<super::JobRow>, StoreError> {
-        let columns = super::jobs::JOB_COLUMNS
-            .split(", ")
-            .map(|c| format!("j.{}", c.trim()))
-            .collect::<Vec<_>>()
-            .join(", ");
+        // The job columns, qualified, made once.
+        static COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            super::jobs::JOB_COLUMNS
+                .split(", ")
+                .map(|c| format!("j.{}", c.trim()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        });
+        let columns = COLUMNS.as_str();
         let sql = format!(
             "select {columns} from session_jobs s join jobs j on j.id = s.job_id \
              where s.session_id = $1 and s.run = $2 and s.step = $3 order by j.id"
