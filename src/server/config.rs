@@ -114,6 +114,10 @@ pub struct Config {
     /// The systems HTTP connectors talk to (`[connections.erp]` in `baton.toml`).
     #[serde(skip_serializing)]
     pub connections: BTreeMap<String, ConnectionConfig>,
+    /// Workflows of your own (`[workflows.<id>]` with `[[workflows.<id>.steps]]`); one named like a
+    /// built-in (`daily-sync`, `employee-sync`) replaces it.
+    #[serde(skip_serializing)]
+    pub workflows: BTreeMap<String, WorkflowConfig>,
     /// Run the built-in demo ERP in this process and point the `erp` connection at it. Unset:
     /// on exactly when no `[connections]` are configured.
     pub demo: Option<bool>,
@@ -130,6 +134,32 @@ pub struct Config {
     /// How often the demo ERP's data changes (some records added, changed, removed); 0s: never.
     #[serde(with = "humantime_serde")]
     pub demo_erp_change_every: Duration,
+}
+
+/// A workflow as `baton.toml` defines it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowConfig {
+    /// Its name for people; the id when unset.
+    pub name: Option<String>,
+    /// The steps, in order.
+    pub steps: Vec<WorkflowStepConfig>,
+}
+
+/// One step of a configured workflow.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowStepConfig {
+    /// What the step is called.
+    pub name: String,
+    /// The sync types it runs, all at once.
+    #[serde(default)]
+    pub sync_types: Vec<String>,
+    /// A button label: the step waits for a person to press it before its jobs run.
+    pub gate: Option<String>,
+    /// A failed job makes the session complete with warnings instead of failing it.
+    #[serde(default)]
+    pub continue_on_failure: bool,
 }
 
 /// Log line format.
@@ -167,6 +197,7 @@ impl Default for Config {
             cancel_grace: engine.cancel_grace,
             sync_types: default_sync_types(),
             connections: BTreeMap::new(),
+            workflows: BTreeMap::new(),
             demo: None,
             demo_erp_addr: None,
             demo_erp_latency: Duration::from_millis(20),
@@ -418,6 +449,7 @@ impl Config {
                 }
             }
         }
+        self.validate_workflows()?;
         if self.demo_erp_records == 0 {
             return out_of_range("demo_erp_records", "must be at least 1");
         }
@@ -429,6 +461,83 @@ impl Config {
         }
         self.database_target()?;
         Ok(())
+    }
+
+    fn validate_workflows(&self) -> Result<(), ConfigError> {
+        let invalid = |msg: String| Err(ConfigError::Invalid(msg));
+        for (id, workflow) in &self.workflows {
+            if !valid_name(id) {
+                return invalid(format!(
+                    "workflows.{id}: a workflow's id must be 1 to 64 letters, digits, `-` or `_`"
+                ));
+            }
+            if workflow
+                .name
+                .as_deref()
+                .is_some_and(|n| n.trim().is_empty())
+            {
+                return invalid(format!("workflows.{id}.name: must not be empty"));
+            }
+            if workflow.steps.is_empty() {
+                return invalid(format!(
+                    "workflows.{id}.steps: a workflow needs at least one step, e.g. \
+                     [[workflows.{id}.steps]] name = \"Import\" sync_types = [\"orders\"]"
+                ));
+            }
+            for (i, step) in workflow.steps.iter().enumerate() {
+                let at = format!("workflows.{id}.steps[{}]", i + 1);
+                if step.name.trim().is_empty() {
+                    return invalid(format!("{at}.name: must not be empty"));
+                }
+                if step.gate.as_deref().is_some_and(|g| g.trim().is_empty()) {
+                    return invalid(format!("{at}.gate: a button label must not be empty"));
+                }
+                if step.sync_types.is_empty() && step.gate.is_none() {
+                    return invalid(format!(
+                        "{at}: a step needs sync_types to run, a gate to wait at, or both"
+                    ));
+                }
+                let mut seen = std::collections::BTreeSet::new();
+                for sync_type in &step.sync_types {
+                    if !self.sync_types.contains_key(sync_type) {
+                        return invalid(format!(
+                            "{at}.sync_types: there is no sync type `{sync_type}`; the known ones \
+                             are: {}",
+                            self.sync_types
+                                .keys()
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ));
+                    }
+                    if !seen.insert(sync_type) {
+                        return invalid(format!("{at}.sync_types: `{sync_type}` is named twice"));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The workflows `baton.toml` defines, checked against the sync types.
+    pub fn workflow_defs(&self) -> Vec<super::workflows::WorkflowDef> {
+        self.workflows
+            .iter()
+            .map(|(id, w)| super::workflows::WorkflowDef {
+                id: id.clone(),
+                name: w.name.clone().unwrap_or_else(|| id.clone()),
+                steps: w
+                    .steps
+                    .iter()
+                    .map(|s| super::workflows::StepDef {
+                        name: s.name.clone(),
+                        sync_types: s.sync_types.clone(),
+                        gate: s.gate.clone(),
+                        continue_on_failure: s.continue_on_failure,
+                    })
+                    .collect(),
+            })
+            .collect()
     }
 
     /// How the job engine runs.
@@ -563,6 +672,7 @@ impl fmt::Debug for Config {
             .field("cancel_grace", &self.cancel_grace)
             .field("sync_types", &self.sync_types.keys().collect::<Vec<_>>())
             .field("connections", &self.connections.keys().collect::<Vec<_>>())
+            .field("workflows", &self.workflows.keys().collect::<Vec<_>>())
             .field("demo", &self.demo_enabled())
             .finish()
     }
@@ -847,6 +957,52 @@ mod tests {
                 "[connections.erp]\nbase_url = \"http://erp.local\"\n[sync_types.out]\npriority = 1\ntask = { kind = \"export\", entity = \"orders\", only = { field = \"a.b\", value = \"x\" }, target = { kind = \"csv\", dir = \"out\", columns = [\"id\"] } }\n",
                 "only.field",
             ),
+        ] {
+            std::fs::write(&file, toml).unwrap();
+            let err = Config::load_from(Some(&file), &Overrides::default(), env(&[]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(expected), "{toml}: {err}");
+        }
+    }
+
+    #[test]
+    fn workflows_in_the_file_are_read_and_bad_ones_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("baton.toml");
+        std::fs::write(
+            &file,
+            "[workflows.nightly]\nname = \"Nightly\"\n\
+             [[workflows.nightly.steps]]\nname = \"Pull\"\nsync_types = [\"orders\", \"customers\"]\n\
+             [[workflows.nightly.steps]]\nname = \"Publish\"\ngate = \"Publish now\"\nsync_types = [\"web-export\"]\ncontinue_on_failure = true\n",
+        )
+        .unwrap();
+        let config = Config::load_from(Some(&file), &Overrides::default(), env(&[])).unwrap();
+        let defs = config.workflow_defs();
+        assert_eq!(defs.len(), 1);
+        assert_eq!(
+            (defs[0].id.as_str(), defs[0].name.as_str()),
+            ("nightly", "Nightly")
+        );
+        assert_eq!(defs[0].steps[0].sync_types, vec!["orders", "customers"]);
+        assert_eq!(defs[0].steps[1].gate.as_deref(), Some("Publish now"));
+        assert!(defs[0].steps[1].continue_on_failure && !defs[0].steps[0].continue_on_failure);
+
+        for (toml, expected) in [
+            ("[workflows.w]\nsteps = []\n", "workflows.w.steps: a workflow needs at least one step"),
+            (
+                "[[workflows.w.steps]]\nname = \"A\"\nsync_types = [\"nope\"]\n",
+                "workflows.w.steps[1].sync_types: there is no sync type `nope`; the known ones are:",
+            ),
+            (
+                "[[workflows.w.steps]]\nname = \"A\"\nsync_types = [\"orders\", \"orders\"]\n",
+                "`orders` is named twice",
+            ),
+            ("[[workflows.w.steps]]\nname = \"A\"\n", "workflows.w.steps[1]: a step needs sync_types"),
+            ("[[workflows.w.steps]]\nname = \" \"\ngate = \"Go\"\n", "workflows.w.steps[1].name"),
+            ("[[workflows.w.steps]]\nname = \"A\"\ngate = \"\"\n", "workflows.w.steps[1].gate"),
+            ("[[workflows.\"a b\".steps]]\nname = \"A\"\ngate = \"Go\"\n", "workflows.a b"),
+            ("[[workflows.w.steps]]\nname = \"A\"\ngate = \"Go\"\nbutton = 1\n", "button"),
         ] {
             std::fs::write(&file, toml).unwrap();
             let err = Config::load_from(Some(&file), &Overrides::default(), env(&[]))

@@ -94,7 +94,10 @@ impl Application {
             engine.clone(),
             status.clone(),
             events.clone(),
-            built_in_workflows(&engine),
+            // A workflow in baton.toml replaces the built-in one with its id.
+            built_in_workflows(&engine)
+                .into_iter()
+                .chain(config.workflow_defs()),
         );
         let state = AppState {
             status,
