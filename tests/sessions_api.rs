@@ -89,6 +89,37 @@ both_backends!(
                 .unwrap()
                 >= 800
         );
+        // The gate says what pressing it would do, counted from the synced orders.
+        let gate = session["steps"][1]["message"].as_str().unwrap();
+        let ready: u64 = gate
+            .strip_suffix(" orders ready to export")
+            .unwrap_or_else(|| panic!("{gate}"))
+            .parse()
+            .unwrap();
+        assert!(ready > 0, "{gate}");
+        // Step 1's jobs are listed with their final counts; the newest session is this one.
+        let jobs = session["steps"][0]["jobs"].as_array().unwrap();
+        assert_eq!(
+            jobs.iter()
+                .map(|j| j["sync_type"].as_str().unwrap())
+                .collect::<Vec<_>>(),
+            ["orders", "products"]
+        );
+        assert!(jobs
+            .iter()
+            .all(|j| j["state"] == "completed" && j["processed"].as_u64() > Some(0)));
+        assert!(session["steps"][1]["jobs"].as_array().unwrap().is_empty());
+        let latest: Value = app
+            .get("/api/workflows/daily-sync/latest")
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(latest["id"], id.as_str());
+        let workflows: Value = app.get("/api/workflows").await.json().await.unwrap();
+        assert_eq!(workflows[0]["id"], "daily-sync");
+        assert_eq!(workflows[0]["steps"][1]["gate"], "Export Orders");
+        assert_eq!(workflows[1]["id"], "employee-sync");
 
         let (status, _) = post(
             &app,
@@ -192,6 +223,22 @@ async fn bad_session_requests_get_clear_errors() {
         404
     );
     assert_eq!(app.get("/api/sessions/nope").await.status(), 400);
+    // A workflow that never ran, or does not exist: 404 with what to do.
+    for (path, says) in [
+        ("/api/workflows/employee-sync/latest", "has not run yet"),
+        (
+            "/api/workflows/nightly/latest",
+            "there is no workflow `nightly`",
+        ),
+    ] {
+        let response = app.get(path).await;
+        assert_eq!(response.status(), 404, "{path}");
+        let answer: Value = response.json().await.unwrap();
+        assert!(
+            answer["message"].as_str().unwrap().contains(says),
+            "{path}: {answer}"
+        );
+    }
     let (status, _) = post(&app, &format!("/api/sessions/{unknown}/clear"), None).await;
     assert_eq!(status, 404);
 
@@ -249,5 +296,55 @@ async fn bad_session_requests_get_clear_errors() {
         .map(|r| r["run"].as_u64().unwrap())
         .collect();
     assert_eq!(runs.into_iter().collect::<Vec<_>>(), [1, 2]);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_workflow_from_the_config_runs_beside_the_built_in_ones() {
+    use baton::server::config::{WorkflowConfig, WorkflowStepConfig};
+    let app = spawn_app_with(TestDb::sqlite(), |config| {
+        config.demo_erp_records = 200;
+        config.demo_erp_latency = Duration::ZERO;
+        config.demo_erp_change_every = Duration::ZERO;
+        config.poll_interval = Duration::from_millis(50);
+        let step = |name: &str, types: &[&str], gate: Option<&str>| WorkflowStepConfig {
+            name: name.into(),
+            sync_types: types.iter().map(|t| t.to_string()).collect(),
+            gate: gate.map(str::to_string),
+            continue_on_failure: false,
+        };
+        config.workflows.insert(
+            "quick".into(),
+            WorkflowConfig {
+                name: Some("Quick check".into()),
+                steps: vec![
+                    step("Products", &["products"], None),
+                    step("Sign off", &[], Some("Looks good")),
+                ],
+            },
+        );
+    })
+    .await;
+    let workflows: Value = app.get("/api/workflows").await.json().await.unwrap();
+    let ids: Vec<_> = workflows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["daily-sync", "employee-sync", "quick"]);
+
+    let (status, started) = post(&app, "/api/sessions", Some(json!({"workflow": "quick"}))).await;
+    assert_eq!(status, 202, "{started}");
+    let id = started["session_id"].as_str().unwrap().to_string();
+    // A gate without jobs says what it waits for; pressing it ends the session.
+    let session = until(&app, &id, |s| s["steps"][1]["action"] == "Looks good").await;
+    assert_eq!(session["name"], "Quick check");
+    assert_eq!(session["steps"][1]["message"], "waiting for Looks good");
+    let (status, _) = post(&app, &format!("/api/sessions/{id}/steps/2/action"), None).await;
+    assert_eq!(status, 200);
+    let session = until(&app, &id, |s| s["finished_at"].is_string()).await;
+    assert_eq!(session["state"], "completed");
+    assert_eq!(statuses(&session), ["completed"; 2]);
     app.shutdown().await;
 }

@@ -11,4 +11,7 @@ pub use event::{DatabaseHealth, EventKind, EventPage, Heartbeat, LiveEvent};
 pub use job::{
     Job, JobProgress, JobSource, JobState, QueueCounts, SyncState, SyncStatus, TypeStatus,
 };
-pub use session::{SessionCleared, SessionStatus, SessionView, StatusRow, StepStatus, StepView};
+pub use session::{
+    SessionCleared, SessionStatus, SessionView, StatusRow, StepJob, StepStatus, StepView,
+    WorkflowOverview,
+};

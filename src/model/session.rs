@@ -133,4 +133,36 @@ pub struct StepView {
     pub action: Option<String>,
     /// Whether the current run has reached it.
     pub reached: bool,
+    /// When it last began processing (its gate pressed, or entered without one).
+    pub started_at: Option<DateTime<Utc>>,
+    /// The jobs it runs now (its latest try), one per sync type, with their stored progress.
+    pub jobs: Vec<StepJob>,
+}
+
+/// A job of a step, as far as the step's view needs it (live progress follows `job-progress`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepJob {
+    /// The job's id.
+    pub id: String,
+    /// Its sync type.
+    pub sync_type: String,
+    /// pending | running | completed | failed | cancelled.
+    pub state: super::JobState,
+    /// Items done, as last stored.
+    pub processed: u64,
+    /// Items in all, when known.
+    pub total: Option<u64>,
+}
+
+/// What the page of a workflow reads: the workflow's steps, and its newest session if it ran.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowOverview {
+    /// The workflow's id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its steps' names, in order.
+    pub steps: Vec<String>,
+    /// Its newest session; `None` before the first.
+    pub session: Option<SessionView>,
 }

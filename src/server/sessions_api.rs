@@ -24,6 +24,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/sessions/{id}/steps/{step}/action", post(action))
         .route("/api/sessions/{id}/steps/{step}/retry", post(retry))
         .route("/api/sessions/{id}/clear", post(clear))
+        .route("/api/workflows", get(workflows))
+        .route("/api/workflows/{id}/latest", get(latest))
 }
 
 fn session_id(raw: &str) -> Result<Uuid, ApiError> {
@@ -123,4 +125,45 @@ async fn clear(
     let id = session_id(&id)?;
     state.workflows.clear(id).await?;
     Ok(Json(state.workflows.view(id).await?))
+}
+
+/// `GET /api/workflows` → every workflow with its steps, by id.
+async fn workflows(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let list: Vec<_> = state
+        .workflows
+        .definitions()
+        .values()
+        .map(|w| {
+            json!({
+                "id": w.id,
+                "name": w.name,
+                "steps": w.steps.iter().enumerate().map(|(i, s)| json!({
+                    "step": i + 1,
+                    "name": s.name,
+                    "sync_types": s.sync_types,
+                    "gate": s.gate,
+                    "continue_on_failure": s.continue_on_failure,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Json(json!(list))
+}
+
+/// `GET /api/workflows/{id}/latest` → its newest session; 404 when there is none or no such
+/// workflow.
+async fn latest(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<SessionView>, ApiError> {
+    match state.workflows.latest(&id).await {
+        Ok(Some(view)) => Ok(Json(view)),
+        Ok(None) => Err(ApiError::NotFound(format!(
+            "workflow `{id}` has not run yet; start it with POST /api/sessions"
+        ))),
+        Err(err @ super::workflows::WorkflowError::UnknownWorkflow { .. }) => {
+            Err(ApiError::NotFound(err.to_string()))
+        }
+        Err(err) => Err(err.into()),
+    }
 }

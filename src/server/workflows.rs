@@ -20,7 +20,7 @@ use super::{
     status::{StatusError, StatusService},
     store::{JobRow, NewSession, SessionRow, Store, StoreError},
 };
-use crate::model::{EventKind, JobState, SessionView, StepStatus, StepView};
+use crate::model::{EventKind, JobState, SessionView, StepJob, StepStatus, StepView};
 
 /// One step of a workflow.
 #[derive(Clone, Debug, PartialEq)]
@@ -110,7 +110,7 @@ fn run_of(session: &SessionRow) -> u32 {
 }
 
 impl Workflows {
-    /// A service running `defs` over the engine.
+    /// A service running `defs` over the engine; of two with one id, the later one counts.
     pub fn new(
         store: Store,
         engine: Engine,
@@ -199,6 +199,18 @@ impl Workflows {
                 .store
                 .enter_step(session.id, run, n, StepStatus::Waiting, Some(label))
                 .await?;
+            // What pressing it would do ("12 orders ready to export"), as the tasks see it.
+            let mut outlook = Vec::new();
+            for ty in self.inner.engine.types() {
+                if step.sync_types.contains(&ty.name) {
+                    outlook.extend(ty.task.outlook(&self.inner.store, &ty.name).await);
+                }
+            }
+            let message = if outlook.is_empty() {
+                format!("waiting for {label}")
+            } else {
+                outlook.join("; ")
+            };
             self.inner
                 .status
                 .write_status(
@@ -206,7 +218,7 @@ impl Workflows {
                     n,
                     &step.name,
                     StepStatus::Waiting,
-                    Some(&format!("waiting for {label}")),
+                    Some(&message),
                     &json!({ "action": label }),
                 )
                 .await?;
@@ -415,13 +427,15 @@ impl Workflows {
                     .map(|w| format!("step {n} ({}): {w}", step.name)),
             );
         }
+        // The counts are in the details; the message says what ran.
+        let ran = if step.sync_types.is_empty() {
+            "done".to_string()
+        } else {
+            format!("{} done", step.sync_types.join(", "))
+        };
         let message = match (ok, failed.is_empty()) {
-            (true, true) => format!("{} processed", counts["processed"]),
-            (true, false) => format!(
-                "{} processed, with warnings: {}",
-                counts["processed"],
-                problems.join("; ")
-            ),
+            (true, true) => ran,
+            (true, false) => format!("{ran}, with warnings: {}", problems.join("; ")),
             (false, _) => problems.join("; "),
         };
         let mut details = json!({ "counts": counts });
@@ -466,27 +480,43 @@ impl Workflows {
         let run = run_of(&session);
         let status = self.inner.status.get_session_status(id).await?;
         let entered = self.inner.store.session_steps(id, run).await?;
-        let steps = def
-            .steps
-            .iter()
-            .enumerate()
-            .map(|(i, step)| {
-                let n = i as u32 + 1;
-                let latest = status.steps.iter().find(|r| r.step == n);
-                let at = entered.iter().find(|s| s.step == i64::from(n));
-                StepView {
-                    step: n,
-                    name: step.name.clone(),
-                    status: latest.map(|r| r.status).unwrap_or(StepStatus::Waiting),
-                    message: latest.and_then(|r| r.message.clone()),
-                    details: latest.map(|r| r.details.clone()).unwrap_or(json!({})),
-                    action: at
-                        .filter(|s| s.state == "waiting")
-                        .and_then(|s| s.action.clone()),
-                    reached: at.is_some(),
+        let mut steps = Vec::with_capacity(def.steps.len());
+        for (i, step) in def.steps.iter().enumerate() {
+            let n = i as u32 + 1;
+            let latest = status.steps.iter().find(|r| r.step == n);
+            let at = entered.iter().find(|s| s.step == i64::from(n));
+            let since = at.and_then(|s| s.started_at);
+            let mut jobs: BTreeMap<String, StepJob> = BTreeMap::new();
+            if let Some(since) = since {
+                for job in self.inner.store.step_jobs(id, run, n).await? {
+                    if job.created_at >= since {
+                        jobs.insert(
+                            job.sync_type.clone(),
+                            StepJob {
+                                id: job.id.to_string(),
+                                sync_type: job.sync_type.clone(),
+                                state: job.job_state(),
+                                processed: job.processed.max(0) as u64,
+                                total: job.total.map(|t| t.max(0) as u64),
+                            },
+                        );
+                    }
                 }
-            })
-            .collect();
+            }
+            steps.push(StepView {
+                step: n,
+                name: step.name.clone(),
+                status: latest.map(|r| r.status).unwrap_or(StepStatus::Waiting),
+                message: latest.and_then(|r| r.message.clone()),
+                details: latest.map(|r| r.details.clone()).unwrap_or(json!({})),
+                action: at
+                    .filter(|s| s.state == "waiting")
+                    .and_then(|s| s.action.clone()),
+                reached: at.is_some(),
+                started_at: since,
+                jobs: jobs.into_values().collect(),
+            });
+        }
         Ok(SessionView {
             id: id.to_string(),
             workflow: session.workflow.clone(),
@@ -501,6 +531,15 @@ impl Workflows {
             steps,
             timeline: status.timeline,
         })
+    }
+
+    /// The newest session of `workflow`, if it ever ran; an unknown workflow is an error.
+    pub async fn latest(&self, workflow: &str) -> Result<Option<SessionView>, WorkflowError> {
+        self.def(workflow)?;
+        match self.inner.store.latest_session(workflow).await? {
+            Some(session) => Ok(Some(self.view(session.id).await?)),
+            None => Ok(None),
+        }
     }
 
     /// Settles every processing step of every open session.

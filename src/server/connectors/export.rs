@@ -174,6 +174,21 @@ fn write_csv(
 
 #[async_trait]
 impl SyncTask for ExportTask {
+    async fn outlook(
+        &self,
+        store: &crate::server::store::Store,
+        sync_type: &str,
+    ) -> Option<String> {
+        let selection = Self::selection(&self.config, sync_type);
+        match store.count_ready(&selection).await {
+            Ok(n) => Some(format!("{n} {} ready to export", self.config.entity)),
+            Err(err) => {
+                tracing::warn!(error = %err, sync_type, "could not count the records to export");
+                None
+            }
+        }
+    }
+
     async fn run(&self, ctx: &TaskContext) -> Result<TaskOutput, TaskError> {
         let selection = Self::selection(&self.config, ctx.sync_type());
         let saved = ctx.checkpoint().cloned().unwrap_or(json!({}));

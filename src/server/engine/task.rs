@@ -33,6 +33,12 @@ pub trait SyncTask: Send + Sync + 'static {
     /// Runs one attempt. Return `Interrupted` after `ctx.stop()` fires (having saved a checkpoint
     /// if there is one); a task that ignores it is dropped after a grace period.
     async fn run(&self, ctx: &TaskContext) -> Result<TaskOutput, TaskError>;
+
+    /// What the task would work on if it ran now, in words ("12 orders ready to export"), for a
+    /// workflow step that waits for a person before it runs. `None`: nothing to say.
+    async fn outlook(&self, _store: &Store, _sync_type: &str) -> Option<String> {
+        None
+    }
 }
 
 /// What a successful attempt returns.

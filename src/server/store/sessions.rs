@@ -204,6 +204,16 @@ impl Store {
         }))
     }
 
+    /// The newest session of `workflow` (ids are UUIDv7, so the greatest is the newest).
+    pub async fn latest_session(&self, workflow: &str) -> Result<Option<SessionRow>, StoreError> {
+        let sql = format!(
+            "select {SESSION_COLUMNS} from sessions where workflow = $1 order by id desc limit 1"
+        );
+        Ok(on_pool!(read self, pool => {
+            sqlx::query_as(&sql).bind(workflow).fetch_optional(pool).await?
+        }))
+    }
+
     /// Sessions whose run is not over (running or waiting), oldest first.
     pub async fn open_sessions(&self) -> Result<Vec<SessionRow>, StoreError> {
         let sql = format!(
