@@ -1203,6 +1203,62 @@ async fn the_demo_erp_refuses_bad_paging_and_bad_orders_with_clear_messages() {
         (Some(1), Some(1))
     );
     assert_eq!(erp.imported_orders(), 1);
+
+    // A planned outage: the next request to the path gets the status, the one after is served.
+    let planned = client
+        .post(format!("{base}/_outage"))
+        .json(&json!({"path": "/api/products", "status": 422, "requests": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(planned.status(), 200);
+    let failed = client.get(format!("{base}/products")).send().await.unwrap();
+    assert_eq!(failed.status(), 422);
+    let body: Value = failed.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("planned outage"),
+        "{body}"
+    );
+    assert_eq!(
+        client
+            .get(format!("{base}/customers"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        client
+            .get(format!("{base}/products"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    for (body, says) in [
+        (
+            json!({"path": "/api/products", "status": 200}),
+            "400 to 599",
+        ),
+        (json!({"path": "/elsewhere"}), "demo ERP's routes"),
+        (json!({"path": "/api/_tick"}), "demo ERP's routes"),
+        (json!({"status": 500}), "path"),
+    ] {
+        let response = client
+            .post(format!("{base}/_outage"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 422, "{body}");
+        let answer: Value = response.json().await.unwrap();
+        assert!(
+            answer["error"].as_str().unwrap().contains(says),
+            "{body}: {answer}"
+        );
+    }
 }
 
 both_backends!(

@@ -11,6 +11,9 @@
 //! - `POST /api/_tick`: moves the data on one generation now (it also moves on its own every
 //!   `change_every`): per entity, records/1000 added, records/200 changed and records/2000
 //!   removed, chosen by a fixed hash, so every run sees the same data for the same generation.
+//! - `POST /api/_outage {"path": "/api/customers", "status": 422, "requests": 1}`: answers the
+//!   next `requests` requests to `path` with `status` (400–599), to watch a sync fail and be
+//!   retried.
 //! - `GET /api`: the generation and the live count of each entity.
 //!
 //! `latency` delays every answer; `failure_rate` answers that share of requests with 503 and
@@ -93,6 +96,8 @@ pub struct DemoErp {
     settings: DemoErpSettings,
     data: RwLock<Data>,
     imported: Mutex<HashSet<String>>,
+    /// Planned outages (`POST /api/_outage`): path, status, requests left.
+    outages: Mutex<Vec<(String, StatusCode, u32)>>,
 }
 
 /// splitmix64: a fixed, well-mixed hash of a number.
@@ -145,6 +150,7 @@ impl DemoErp {
                 entities,
             }),
             imported: Mutex::new(HashSet::new()),
+            outages: Mutex::new(Vec::new()),
         })
     }
 
@@ -304,6 +310,7 @@ impl DemoErp {
         Router::new()
             .route("/api", get(info))
             .route("/api/_tick", post(tick))
+            .route("/api/_outage", post(outage))
             .route("/api/orders/import", post(import_orders))
             .route("/api/orders/imported", get(imported))
             .route("/api/web/import", post(import_web))
@@ -359,6 +366,28 @@ async fn behave(State(erp): State<Arc<DemoErp>>, request: Request, next: Next) -
     if !erp.settings.latency.is_zero() {
         tokio::time::sleep(erp.settings.latency).await;
     }
+    let planned = {
+        let mut outages = erp.outages.lock().unwrap_or_else(|p| p.into_inner());
+        let hit = outages
+            .iter_mut()
+            .find(|(path, _, left)| *path == request.uri().path() && *left > 0)
+            .map(|(_, status, left)| {
+                *left -= 1;
+                *status
+            });
+        outages.retain(|(_, _, left)| *left > 0);
+        hit
+    };
+    if let Some(status) = planned {
+        return refuse(
+            status,
+            format!(
+                "a planned outage of the demo ERP ({} {})",
+                status.as_u16(),
+                status.canonical_reason().unwrap_or("")
+            ),
+        );
+    }
     if erp.settings.failure_rate > 0.0 && fastrand::f64() < erp.settings.failure_rate {
         let mut response = refuse(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -383,6 +412,63 @@ async fn info(State(erp): State<Arc<DemoErp>>) -> Json<Value> {
 
 async fn tick(State(erp): State<Arc<DemoErp>>) -> Json<Value> {
     Json(json!({ "generation": erp.tick() }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutageBody {
+    path: String,
+    #[serde(default = "default_outage_status")]
+    status: u16,
+    #[serde(default = "default_outage_requests")]
+    requests: u32,
+}
+
+fn default_outage_status() -> u16 {
+    503
+}
+
+fn default_outage_requests() -> u32 {
+    1
+}
+
+async fn outage(State(erp): State<Arc<DemoErp>>, body: axum::body::Bytes) -> Response {
+    let body: OutageBody = match serde_json::from_slice(&body) {
+        Ok(body) => body,
+        Err(err) => {
+            return refuse(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!(
+                    "expected {{\"path\": \"/api/customers\", \"status\": 422, \"requests\": 1}}: {err}"
+                ),
+            )
+        }
+    };
+    let status = match StatusCode::from_u16(body.status) {
+        Ok(status) if (400..600).contains(&body.status) => status,
+        _ => {
+            return refuse(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("`status` must be 400 to 599, not {}", body.status),
+            )
+        }
+    };
+    if !body.path.starts_with("/api/") || body.path.starts_with("/api/_") {
+        return refuse(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "`path` must be one of the demo ERP's routes, such as /api/customers, not {}",
+                body.path
+            ),
+        );
+    }
+    erp.outages.lock().unwrap_or_else(|p| p.into_inner()).push((
+        body.path.clone(),
+        status,
+        body.requests,
+    ));
+    Json(json!({ "path": body.path, "status": body.status, "requests": body.requests }))
+        .into_response()
 }
 
 async fn imported(State(erp): State<Arc<DemoErp>>) -> Json<Value> {
