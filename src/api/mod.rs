@@ -6,7 +6,7 @@
 
 use leptos::prelude::*;
 
-use crate::model::{Job, JobLogLine, SyncStatus};
+use crate::model::{EntityChange, Job, JobLogLine, SyncStatus, WorkflowOverview};
 
 #[cfg(feature = "ssr")]
 mod server {
@@ -35,6 +35,25 @@ mod server {
             }
             other => ServerFnError::new(other.to_string()),
         }
+    }
+
+    /// The workflow service's refusal as a message for the page; database failures only in the log.
+    pub fn shown_workflow(err: crate::server::workflows::WorkflowError) -> ServerFnError {
+        use crate::server::workflows::WorkflowError;
+        match err {
+            WorkflowError::Engine(engine) => shown(engine),
+            WorkflowError::Store(cause)
+            | WorkflowError::Status(crate::server::status::StatusError::Store(cause)) => {
+                tracing::error!(error = %cause, "server function failed");
+                ServerFnError::new("something went wrong on the server; the details are in its log")
+            }
+            other => ServerFnError::new(other.to_string()),
+        }
+    }
+
+    pub fn session_id(raw: &str) -> Result<uuid::Uuid, ServerFnError> {
+        uuid::Uuid::parse_str(raw)
+            .map_err(|_| ServerFnError::new(format!("`{raw}` is not a session id")))
     }
 
     pub fn job_id(raw: &str) -> Result<uuid::Uuid, ServerFnError> {
@@ -137,4 +156,78 @@ pub async fn get_server_info() -> Result<ServerInfo, ServerFnError> {
     Ok(ServerInfo {
         demo_erp: state.demo_erp.map(|addr| format!("http://{addr}/api")),
     })
+}
+
+/// `workflow`'s steps and its newest session (`None` before its first run).
+#[server(prefix = "/api/fn", endpoint = "workflow_overview")]
+pub async fn get_workflow_overview(workflow: String) -> Result<WorkflowOverview, ServerFnError> {
+    let state = crate::server::state::app_state()?;
+    let session = state
+        .workflows
+        .latest(&workflow)
+        .await
+        .map_err(server::shown_workflow)?;
+    let def = &state.workflows.definitions()[&workflow];
+    Ok(WorkflowOverview {
+        id: def.id.clone(),
+        name: def.name.clone(),
+        steps: def.steps.iter().map(|s| s.name.clone()).collect(),
+        session,
+    })
+}
+
+/// Starts a session of `workflow` from the dashboard; returns its id.
+#[server(prefix = "/api/fn", endpoint = "start_session")]
+pub async fn start_session(workflow: String) -> Result<String, ServerFnError> {
+    let state = crate::server::state::app_state()?;
+    state
+        .workflows
+        .start(&workflow, &server::dashboard())
+        .await
+        .map(|id| id.to_string())
+        .map_err(server::shown_workflow)
+}
+
+/// Presses the button of step `step`, which waits at its gate.
+#[server(prefix = "/api/fn", endpoint = "press_gate")]
+pub async fn press_gate(session_id: String, step: u32) -> Result<(), ServerFnError> {
+    let state = crate::server::state::app_state()?;
+    state
+        .workflows
+        .action(server::session_id(&session_id)?, step, Some("dashboard"))
+        .await
+        .map_err(server::shown_workflow)
+}
+
+/// Runs failed step `step` again.
+#[server(prefix = "/api/fn", endpoint = "retry_step")]
+pub async fn retry_step(session_id: String, step: u32) -> Result<(), ServerFnError> {
+    let state = crate::server::state::app_state()?;
+    state
+        .workflows
+        .retry_step(server::session_id(&session_id)?, step)
+        .await
+        .map_err(server::shown_workflow)
+}
+
+/// Resets a session for a fresh run from step 1 (its history stays).
+#[server(prefix = "/api/fn", endpoint = "clear_session")]
+pub async fn clear_session(session_id: String) -> Result<(), ServerFnError> {
+    let state = crate::server::state::app_state()?;
+    state
+        .workflows
+        .clear(server::session_id(&session_id)?)
+        .await
+        .map_err(server::shown_workflow)
+}
+
+/// The newest `limit` (at most 100) record changes the syncs found, newest first.
+#[server(prefix = "/api/fn", endpoint = "recent_changes")]
+pub async fn get_recent_changes(limit: u32) -> Result<Vec<EntityChange>, ServerFnError> {
+    let state = crate::server::state::app_state()?;
+    state
+        .engine
+        .changes(None, None, None, limit.clamp(1, 100))
+        .await
+        .map_err(server::shown)
 }

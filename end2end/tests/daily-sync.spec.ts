@@ -1,0 +1,127 @@
+// The daily-sync page in a real browser, against the in-process demo ERP: a whole session from
+// Start to the last checkmark with both buttons, a step that fails and is retried, and the page
+// advancing by polling when /api/events is blocked. A screenshot of each state.
+import { expect, test, type Page } from '@playwright/test';
+import { mkdirSync } from 'node:fs';
+
+const shots = 'screenshots';
+mkdirSync(shots, { recursive: true });
+
+const step = (page: Page, n: number) => page.locator(`li.step[data-step="${n}"]`);
+
+/** Clicks Start until the WASM has hydrated and a session exists (a click before that is lost). */
+async function start(page: Page) {
+  const session = page.getByTestId('session');
+  const before = await session.getAttribute('data-state');
+  await expect(async () => {
+    if ((await session.getAttribute('data-state')) === before) {
+      await page.getByTestId('start').click({ timeout: 1_000 });
+    }
+    await expect(session).toHaveAttribute('data-state', /running|waiting/, { timeout: 2_000 });
+  }).toPass({ timeout: 20_000 });
+}
+
+/** The demo ERP's base URL, from the server's own info. */
+async function demoErp(page: Page): Promise<string> {
+  const info = await (await page.request.get('/api/info')).json();
+  expect(info.demo_erp).toBeTruthy();
+  return info.demo_erp as string;
+}
+
+test('a daily sync from Start to the last checkmark, with a failed step retried', async ({ page }) => {
+  test.setTimeout(180_000);
+  await page.goto('/');
+  await expect(page.getByRole('heading', { level: 1, name: 'Daily sync' })).toBeVisible();
+  await expect(page.locator('.live-status')).toHaveAttribute('data-connection', 'live');
+  await expect(page.locator('li.step')).toHaveCount(5);
+  await page.screenshot({ path: `${shots}/daily-sync-0-ready.png`, fullPage: true });
+
+  await start(page);
+  // Step 1 runs: a spinner and a progress bar with figures.
+  await expect(step(page, 1)).toHaveAttribute('data-phase', 'processing');
+  await expect(step(page, 1).locator('.spinner')).toBeVisible();
+  await expect(step(page, 1).locator('.progress-label')).toContainText('jobs done');
+  await expect(page.getByTestId('session')).toContainText('manual by dashboard');
+  await page.screenshot({ path: `${shots}/daily-sync-1-importing.png`, fullPage: true });
+
+  // Step 1 done; step 2 waits at its gate, saying how many orders are ready.
+  await expect(step(page, 1)).toHaveAttribute('data-phase', 'completed', { timeout: 60_000 });
+  await expect(step(page, 1).locator('.step-icon')).toHaveText('✓');
+  await expect(step(page, 1).locator('.step-counts')).toContainText('processed');
+  await expect(step(page, 2)).toHaveAttribute('data-phase', 'gate');
+  await expect(step(page, 2).locator('.step-message')).toContainText(/\d+ orders ready to export/);
+  const exportOrders = step(page, 2).getByRole('button', { name: 'Export Orders' });
+  await expect(exportOrders).toBeVisible();
+  await expect(page.getByTestId('session')).toHaveAttribute('data-state', 'waiting');
+  await expect(page.getByTestId('toasts')).toContainText('Import web data done');
+  await page.screenshot({ path: `${shots}/daily-sync-2-gate.png`, fullPage: true });
+
+  // The ERP refuses the next customers request: step 3 will fail.
+  const erp = await demoErp(page);
+  const planned = await page.request.post(`${erp}/_outage`, {
+    data: { path: new URL(`${erp}/customers`).pathname, status: 422, requests: 1 },
+  });
+  expect(planned.status()).toBe(200);
+
+  // The button works from the keyboard.
+  await exportOrders.focus();
+  await page.keyboard.press('Enter');
+  await expect(step(page, 2)).toHaveAttribute('data-phase', 'completed', { timeout: 30_000 });
+  await expect(step(page, 3)).toHaveAttribute('data-phase', 'failed', { timeout: 60_000 });
+  await expect(step(page, 3).locator('.step-message')).toContainText('customers: ');
+  await expect(step(page, 3).locator('.step-message')).toContainText('planned outage');
+  await expect(page.getByTestId('session')).toHaveAttribute('data-state', 'failed');
+  await expect(page.getByTestId('toasts')).toContainText('ERP import failed');
+  await page.screenshot({ path: `${shots}/daily-sync-3-failed.png`, fullPage: true });
+
+  // Retry step: step 3 runs again and the session goes on to the second gate.
+  await step(page, 3).getByRole('button', { name: 'Retry step' }).click();
+  await expect(step(page, 3)).toHaveAttribute('data-phase', 'completed', { timeout: 60_000 });
+  await expect(step(page, 4)).toHaveAttribute('data-phase', 'completed', { timeout: 30_000 });
+  // Validation lists the demo's planted problems.
+  await step(page, 4).getByText(/findings? listed/).click();
+  await expect(step(page, 4).locator('.findings li').first()).toBeVisible();
+  const confirm = step(page, 5).getByRole('button', { name: 'Confirm' });
+  await expect(confirm).toBeVisible();
+  await page.screenshot({ path: `${shots}/daily-sync-4-confirm.png`, fullPage: true });
+
+  await confirm.click();
+  for (let n = 1; n <= 5; n++) {
+    await expect(step(page, n)).toHaveAttribute('data-phase', 'completed', { timeout: 30_000 });
+  }
+  await expect(page.getByTestId('session')).toHaveAttribute('data-state', 'completed_with_warnings');
+  await expect(page.getByTestId('warnings')).toContainText('Validation');
+  await expect(page.getByTestId('start')).toBeEnabled();
+
+  // The timeline is the status table: folded, then every row of this session.
+  const timeline = page.getByTestId('timeline');
+  await timeline.locator('summary').click();
+  await expect(timeline.locator('tbody tr[data-status="failed"]')).toHaveCount(1);
+  await expect(timeline.locator('tbody tr')).not.toHaveCount(0);
+  // The recent changes panel lists what the imports found.
+  await expect(page.getByTestId('recent-changes').locator('li').first()).toBeVisible();
+  await page.screenshot({ path: `${shots}/daily-sync-5-done.png`, fullPage: true });
+});
+
+test('with /api/events blocked the daily sync still advances, by polling', async ({ page }) => {
+  test.setTimeout(120_000);
+  let blocked = 0;
+  await page.route(
+    (url) => url.pathname === '/api/events',
+    (route) => {
+      blocked += 1;
+      return route.abort();
+    },
+  );
+  await page.goto('/');
+  await expect(page.locator('.live-status')).toHaveAttribute('data-connection', 'polling', { timeout: 20_000 });
+  await start(page);
+  await expect(step(page, 1)).toHaveAttribute('data-phase', 'processing');
+  await expect(step(page, 1)).toHaveAttribute('data-phase', 'completed', { timeout: 60_000 });
+  await expect(step(page, 2).getByRole('button', { name: 'Export Orders' })).toBeVisible();
+  await step(page, 2).getByRole('button', { name: 'Export Orders' }).click();
+  await expect(step(page, 2)).toHaveAttribute('data-phase', 'completed', { timeout: 30_000 });
+  await expect(step(page, 3)).toHaveAttribute('data-phase', /processing|completed/);
+  expect(blocked).toBeGreaterThan(0);
+  await page.screenshot({ path: `${shots}/daily-sync-polling.png`, fullPage: true });
+});
