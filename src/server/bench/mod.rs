@@ -1,7 +1,8 @@
 //! `baton bench`: figures for the targets that live in benchmarks, never in timed tests.
 //!
 //! `--suite site` (below) measures the web app; `--suite engine` ([`engine`]) the job engine;
-//! `--suite connectors` ([`connectors`]) an HTTP pull; without `--suite`, all three.
+//! `--suite connectors` ([`connectors`]) an HTTP pull; `--suite status` ([`status`]) status writes
+//! to SSE clients and idle SSE memory; without `--suite`, all four.
 //!
 //! It measures the built site (WASM size, raw and brotli) and a real `baton serve` child process on
 //! a free port with a fresh SQLite database: time to first byte of the server-rendered home page
@@ -19,6 +20,7 @@ use anyhow::{bail, Context};
 
 mod connectors;
 mod engine;
+mod status;
 
 /// Which measurements to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -29,6 +31,8 @@ pub enum Suite {
     Engine,
     /// Records per second of an HTTP pull from the demo ERP, progress on and off.
     Connectors,
+    /// Status write to `step-status` over SSE at 1 and 1,000 clients; memory per idle client.
+    Status,
 }
 
 /// Options of `baton bench`.
@@ -90,6 +94,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if args.suite.is_none() || args.suite == Some(Suite::Connectors) {
         connectors::run(&args).await?;
+    }
+    if args.suite.is_none() || args.suite == Some(Suite::Status) {
+        status::run(&args).await?;
     }
     Ok(())
 }
