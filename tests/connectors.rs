@@ -1244,7 +1244,13 @@ async fn the_demo_erp_refuses_bad_paging_and_bad_orders_with_clear_messages() {
         ),
         (json!({"path": "/elsewhere"}), "demo ERP's routes"),
         (json!({"path": "/api/_tick"}), "demo ERP's routes"),
-        (json!({"status": 500}), "path"),
+        (json!({"path": "/api/customer"}), "not /api/customer"),
+        (json!({"path": "/api/customers?page=2"}), "without a query"),
+        (
+            json!({"path": "/api/customers", "requests": 0}),
+            "at least 1",
+        ),
+        (json!({"status": 500}), "missing field `path`"),
     ] {
         let response = client
             .post(format!("{base}/_outage"))

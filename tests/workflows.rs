@@ -321,3 +321,37 @@ both_backends!(
         s.stop.cancel();
     }
 );
+
+both_backends!(
+    a_session_whose_workflow_left_the_config_ends_failed_saying_why,
+    |db| {
+        let s = setup(db.store().await);
+        // A session of a workflow this process does not know (baton.toml changed while it ran),
+        // with its first step processing.
+        let id = Uuid::now_v7();
+        s.store
+            .insert_session(&baton::server::store::NewSession {
+                id,
+                workflow: "removed".into(),
+                source: JobSource::Manual,
+                triggered_by: None,
+                started_at: chrono::Utc::now(),
+            })
+            .await
+            .unwrap();
+        s.store
+            .enter_step(id, 1, 1, StepStatus::Processing, None)
+            .await
+            .unwrap();
+        s.workflows.reconcile().await.unwrap();
+        state_becomes(&s.store, id, "failed").await;
+        let session = s.store.session(id).await.unwrap().unwrap();
+        assert!(session.finished_at.is_some());
+        assert!(
+            session.warnings.contains("there is no workflow `removed`"),
+            "{}",
+            session.warnings
+        );
+        s.stop.cancel();
+    }
+);

@@ -13,8 +13,6 @@ create table sessions (
     finished_at  text
 ) strict;
 create index sessions_recent on sessions (started_at);
--- The newest session of a workflow (the daily-sync page shows it).
-create index sessions_by_workflow on sessions (workflow, id);
 
 -- The status table (seed 000): steps append what they are doing as it happens; the UI only reads.
 create table step_status (

@@ -73,20 +73,26 @@ pub fn DailySyncPage() -> impl IntoView {
         move || (step_events.get(), live.resyncs.get()),
         |_| get_recent_changes(CHANGES_SHOWN),
     );
-    let error = move || {
-        let failed = |r: Option<Result<(), ServerFnError>>| match r {
-            Some(Err(err)) => Some(err.to_string()),
-            _ => None,
-        };
-        let started = match start.value().get() {
-            Some(Err(err)) => Some(err.to_string()),
-            _ => None,
-        };
-        started
-            .or_else(|| failed(press.value().get()))
-            .or_else(|| failed(retry.value().get()))
-            .or_else(|| failed(clear.value().get()))
+    // The outcome of the last button pressed: its error, or nothing once one succeeds.
+    let notice = RwSignal::new(None::<String>);
+    let outcome = move |result: Option<Result<(), String>>| match result {
+        Some(Err(err)) => notice.set(Some(err)),
+        Some(Ok(())) => notice.set(None),
+        None => {}
     };
+    let plain = |r: Option<Result<(), ServerFnError>>| r.map(|r| r.map_err(|e| e.to_string()));
+    Effect::new(move |_| {
+        outcome(
+            start
+                .value()
+                .get()
+                .map(|r| r.map(drop).map_err(|e| e.to_string())),
+        )
+    });
+    Effect::new(move |_| outcome(plain(press.value().get())));
+    Effect::new(move |_| outcome(plain(retry.value().get())));
+    Effect::new(move |_| outcome(plain(clear.value().get())));
+    let error = move || notice.get();
     let toasts = Toasts::new();
     toasts.follow(session);
 
@@ -107,11 +113,19 @@ pub fn DailySyncPage() -> impl IntoView {
                             let timeline = found.clone().map(|s| view! { <Timeline rows=s.timeline/> });
                             view! { <SessionPanel found start clear/> {steps} {warnings} {timeline} }.into_any()
                         }
-                        Err(err) => view! {
+                        // Only an unknown workflow means the setup lacks it; anything else is a
+                        // failed read, said as such.
+                        Err(err) if err.to_string().contains("there is no workflow") => view! {
                             <EmptyState headline="The daily sync is not available">
                                 <p>{err.to_string()}</p>
                                 <p>"It needs the sync types orders, products, export-orders, customers, prices, ddt, invoices, validate and web-export: the built-in ones with an [connections.erp], or your own in baton.toml."</p>
                             </EmptyState>
+                        }
+                        .into_any(),
+                        Err(err) => view! {
+                            <p class="notice notice-error" role="alert">
+                                {format!("The daily sync could not be read: {err}. The page tries again with the next update.")}
+                            </p>
                         }
                         .into_any(),
                     })

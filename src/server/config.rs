@@ -510,6 +510,24 @@ impl Config {
                                 .join(", ")
                         ));
                     }
+                    let ty = &self.sync_types[sync_type];
+                    if !ty.enabled {
+                        return invalid(format!(
+                            "{at}.sync_types: `{sync_type}` is disabled (enabled = false), so the \
+                             step could never run it"
+                        ));
+                    }
+                    // A built-in type's table without `task` keeps the built-in task.
+                    let task = ty
+                        .task
+                        .clone()
+                        .or_else(|| default_sync_types().remove(sync_type).and_then(|b| b.task));
+                    if matches!(task, Some(super::engine::types::TaskConfig::Records)) {
+                        return invalid(format!(
+                            "{at}.sync_types: `{sync_type}` takes records pushed with POST /api/jobs, \
+                             which a workflow step does not have"
+                        ));
+                    }
                     if !seen.insert(sync_type) {
                         return invalid(format!("{at}.sync_types: `{sync_type}` is named twice"));
                     }
@@ -999,6 +1017,14 @@ mod tests {
                 "`orders` is named twice",
             ),
             ("[[workflows.w.steps]]\nname = \"A\"\n", "workflows.w.steps[1]: a step needs sync_types"),
+            (
+                "[sync_types.orders]\npriority = 6\nenabled = false\n[[workflows.w.steps]]\nname = \"A\"\nsync_types = [\"orders\"]\n",
+                "`orders` is disabled",
+            ),
+            (
+                "[[workflows.w.steps]]\nname = \"A\"\nsync_types = [\"records\"]\n",
+                "`records` takes records pushed",
+            ),
             ("[[workflows.w.steps]]\nname = \" \"\ngate = \"Go\"\n", "workflows.w.steps[1].name"),
             ("[[workflows.w.steps]]\nname = \"A\"\ngate = \"\"\n", "workflows.w.steps[1].gate"),
             ("[[workflows.\"a b\".steps]]\nname = \"A\"\ngate = \"Go\"\n", "workflows.a b"),

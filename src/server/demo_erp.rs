@@ -453,13 +453,28 @@ async fn outage(State(erp): State<Arc<DemoErp>>, body: axum::body::Bytes) -> Res
             )
         }
     };
-    if !body.path.starts_with("/api/") || body.path.starts_with("/api/_") {
+    let known = body.path.strip_prefix("/api/").is_some_and(|route| {
+        ENTITIES.contains(&route)
+            || ["orders/import", "web/import"].contains(&route)
+            || route
+                .strip_prefix("employees/")
+                .is_some_and(|step| !step.is_empty() && !step.contains('/'))
+    });
+    if !known {
         return refuse(
             StatusCode::UNPROCESSABLE_ENTITY,
             format!(
-                "`path` must be one of the demo ERP's routes, such as /api/customers, not {}",
+                "`path` must be one of the demo ERP's routes without a query: /api/<entity> ({}), \
+                 /api/orders/import, /api/web/import or /api/employees/<step>; not {}",
+                ENTITIES.join(", "),
                 body.path
             ),
+        );
+    }
+    if body.requests == 0 {
+        return refuse(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "`requests` must be at least 1",
         );
     }
     erp.outages.lock().unwrap_or_else(|p| p.into_inner()).push((

@@ -144,6 +144,20 @@ impl Workflows {
             })
     }
 
+    /// Step `n` of `workflow`; a session may outlive a step that baton.toml no longer has.
+    fn step_def(&self, workflow: &str, n: u32) -> Result<&StepDef, WorkflowError> {
+        let def = self.def(workflow)?;
+        (n as usize)
+            .checked_sub(1)
+            .and_then(|i| def.steps.get(i))
+            .ok_or_else(|| {
+                WorkflowError::Conflict(format!(
+                    "workflow `{workflow}` has no step {n} (any more); it has {}",
+                    def.steps.len()
+                ))
+            })
+    }
+
     async fn session(&self, id: Uuid) -> Result<SessionRow, WorkflowError> {
         self.inner
             .store
@@ -195,10 +209,6 @@ impl Workflows {
                 .store
                 .set_session_state(session.id, "waiting", None, &warnings_of(session))
                 .await?;
-            self.inner
-                .store
-                .enter_step(session.id, run, n, StepStatus::Waiting, Some(label))
-                .await?;
             // What pressing it would do ("12 orders ready to export"), as the tasks see it.
             let mut outlook = Vec::new();
             for ty in self.inner.engine.types() {
@@ -222,6 +232,12 @@ impl Workflows {
                     &json!({ "action": label }),
                 )
                 .await?;
+            // Last: from here the button can be pressed, and its "processing" row comes after
+            // the "waiting" one.
+            self.inner
+                .store
+                .enter_step(session.id, run, n, StepStatus::Waiting, Some(label))
+                .await?;
             return Ok(());
         }
         self.inner
@@ -233,8 +249,7 @@ impl Workflows {
 
     /// Queues the step's jobs and says so; a step without jobs is done at once.
     async fn start_jobs(&self, session: &SessionRow, n: u32) -> Result<(), WorkflowError> {
-        let def = self.def(&session.workflow)?;
-        let step = &def.steps[n as usize - 1];
+        let step = self.step_def(&session.workflow, n)?;
         let run = run_of(session);
         self.inner
             .store
@@ -342,8 +357,8 @@ impl Workflows {
         if run_of(&session) != run {
             return Ok(());
         }
-        let def = self.def(&session.workflow)?.clone();
-        let step = &def.steps[n as usize - 1];
+        let step = self.step_def(&session.workflow, n)?.clone();
+        let step = &step;
         let Some(since) = self
             .inner
             .store
@@ -547,13 +562,29 @@ impl Workflows {
         for session in self.inner.store.open_sessions().await? {
             let run = run_of(&session);
             for step in self.inner.store.session_steps(session.id, run).await? {
-                if step.state == "processing" {
-                    self.settle(
-                        session.id,
-                        run,
-                        step.step.clamp(1, i64::from(u32::MAX)) as u32,
-                    )
-                    .await?;
+                if step.state != "processing" {
+                    continue;
+                }
+                let n = step.step.clamp(1, i64::from(u32::MAX)) as u32;
+                match self.settle(session.id, run, n).await {
+                    Ok(()) => {}
+                    // Its workflow, or this step, left baton.toml while it ran: it cannot go on,
+                    // so it ends failed (saying why) rather than stay open for ever.
+                    Err(
+                        err @ (WorkflowError::UnknownWorkflow { .. } | WorkflowError::Conflict(_)),
+                    ) => {
+                        tracing::warn!(session = %session.id, error = %err, "session ends: its definition changed");
+                        let mut warnings = warnings_of(&session);
+                        warnings.push(format!("step {n}: {err}"));
+                        self.inner
+                            .store
+                            .set_session_state(session.id, "failed", Some(Utc::now()), &warnings)
+                            .await?;
+                    }
+                    // One session's trouble does not hold up the others.
+                    Err(err) => {
+                        tracing::warn!(session = %session.id, error = %err, "could not move a session on")
+                    }
                 }
             }
         }
