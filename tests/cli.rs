@@ -166,7 +166,7 @@ fn migrate_creates_the_sqlite_database_and_reports_the_applied_versions() {
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
-        stdout.contains("4 migrations applied: [1, 2, 3, 4]"),
+        stdout.contains("5 migrations applied: [1, 2, 3, 4, 5]"),
         "{stdout}"
     );
     assert!(dir.path().join("baton.db").is_file());
@@ -176,7 +176,9 @@ fn migrate_creates_the_sqlite_database_and_reports_the_applied_versions() {
         .arg("migrate")
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&again.stdout).contains("4 migrations applied: [1, 2, 3, 4]"));
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("5 migrations applied: [1, 2, 3, 4, 5]")
+    );
 }
 
 #[test]

@@ -3,6 +3,7 @@
 // advancing by polling when /api/events is blocked. A screenshot of each state.
 import { expect, test, type Page } from '@playwright/test';
 import { mkdirSync } from 'node:fs';
+import { blockEventStream } from './live';
 
 const shots = 'screenshots';
 mkdirSync(shots, { recursive: true });
@@ -105,14 +106,7 @@ test('a daily sync from Start to the last checkmark, with a failed step retried'
 
 test('with /api/events blocked the daily sync still advances, by polling', async ({ page }) => {
   test.setTimeout(120_000);
-  let blocked = 0;
-  await page.route(
-    (url) => url.pathname === '/api/events',
-    (route) => {
-      blocked += 1;
-      return route.abort();
-    },
-  );
+  const blocked = await blockEventStream(page);
   await page.goto('/');
   await expect(page.locator('.live-status')).toHaveAttribute('data-connection', 'polling', { timeout: 20_000 });
   await start(page);
@@ -125,6 +119,6 @@ test('with /api/events blocked the daily sync still advances, by polling', async
   await expect(step(page, 3)).toHaveAttribute('data-phase', 'completed', { timeout: 60_000 });
   await expect(step(page, 5).getByRole('button', { name: 'Confirm' })).toBeVisible({ timeout: 30_000 });
   await expect(page.locator('.live-status')).toHaveAttribute('data-connection', 'polling');
-  expect(blocked).toBeGreaterThan(0);
+  expect(blocked()).toBeGreaterThan(0);
   await page.screenshot({ path: `${shots}/daily-sync-polling.png`, fullPage: true });
 });

@@ -2,6 +2,7 @@
 // over SSE and, when SSE is blocked, by polling.
 import { expect, test, type Page } from '@playwright/test';
 import { mkdirSync } from 'node:fs';
+import { blockEventStream } from './live';
 
 const shots = 'screenshots';
 mkdirSync(shots, { recursive: true });
@@ -49,21 +50,14 @@ test('a heartbeat arrives over server-sent events and is shown', async ({ page }
 });
 
 test('with /api/events blocked the page falls back to polling and still shows heartbeats', async ({ page }) => {
-  let blocked = 0;
-  await page.route(
-    (url) => url.pathname === '/api/events',
-    (route) => {
-      blocked += 1;
-      return route.abort();
-    },
-  );
+  const blocked = await blockEventStream(page);
   await page.goto('/');
   const status = page.locator('.live-status');
   await expect(status).toHaveAttribute('data-connection', 'polling', { timeout: 20_000 });
   await expect(page.getByTestId('last-heartbeat')).toContainText('heartbeat', { timeout: 15_000 });
   await openActivity(page);
   await expect(page.locator('.activity-row[data-event="heartbeat"]').first()).toBeVisible();
-  expect(blocked).toBeGreaterThan(0);
+  expect(blocked()).toBeGreaterThan(0);
   await page.screenshot({ path: `${shots}/live-polling.png`, fullPage: true });
 });
 

@@ -393,19 +393,8 @@ async fn sse_latency(args: &BenchArgs) -> anyhow::Result<()> {
                 .context("the SSE stream ended")??;
             let received = Utc::now().timestamp_micros();
             buffer.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(end) = buffer.find("\n\n") {
-                let frame: String = buffer.drain(..end + 2).collect();
-                if !frame.contains("event: job-progress") {
-                    continue;
-                }
-                let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data: ")) else {
-                    continue;
-                };
-                let event: serde_json::Value = serde_json::from_str(data)?;
-                if let Some(sent) = event["data"]["message"]
-                    .as_str()
-                    .and_then(|m| m.parse::<i64>().ok())
-                {
+            for event in super::take_events(&mut buffer, "job-progress") {
+                if let Some(sent) = super::stamped(&event) {
                     samples.push((received - sent) as f64);
                 }
             }

@@ -235,6 +235,29 @@ impl ServerUnderTest {
     }
 }
 
+/// Takes the complete SSE frames off the front of `buffer` and returns the JSON `data:` of those
+/// named `name` (frames of other names, comments and unreadable data are dropped).
+fn take_events(buffer: &mut String, name: &str) -> Vec<serde_json::Value> {
+    let wanted = format!("event: {name}\n");
+    let mut events = Vec::new();
+    while let Some(end) = buffer.find("\n\n") {
+        let frame: String = buffer.drain(..end + 2).collect();
+        if !frame.contains(&wanted) {
+            continue;
+        }
+        let data = frame.lines().find_map(|l| l.strip_prefix("data: "));
+        if let Some(event) = data.and_then(|d| serde_json::from_str(d).ok()) {
+            events.push(event);
+        }
+    }
+    events
+}
+
+/// The send time a benchmark wrote into an event's `message`, in microseconds.
+fn stamped(event: &serde_json::Value) -> Option<i64> {
+    event["data"]["message"].as_str()?.parse().ok()
+}
+
 fn median_f64(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]

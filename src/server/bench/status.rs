@@ -138,21 +138,8 @@ async fn write_to_sse(clients: usize, writes: usize) -> anyhow::Result<(f64, f64
             while let Some(Ok(chunk)) = body.next().await {
                 let received = Utc::now().timestamp_micros();
                 buffer.push_str(&String::from_utf8_lossy(&chunk));
-                while let Some(end) = buffer.find("\n\n") {
-                    let frame: String = buffer.drain(..end + 2).collect();
-                    if !frame.contains("event: step-status") {
-                        continue;
-                    }
-                    let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data: ")) else {
-                        continue;
-                    };
-                    let Ok(event) = serde_json::from_str::<serde_json::Value>(data) else {
-                        continue;
-                    };
-                    if let Some(sent) = event["data"]["message"]
-                        .as_str()
-                        .and_then(|m| m.parse::<i64>().ok())
-                    {
+                for event in super::take_events(&mut buffer, "step-status") {
+                    if let Some(sent) = super::stamped(&event) {
                         let _ = tx.send((received - sent) as f64);
                     }
                 }
