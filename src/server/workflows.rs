@@ -351,6 +351,27 @@ impl Workflows {
         self.enter(&session, 1).await
     }
 
+    /// The jobs step `n` runs now: those queued since it (last) began processing, the newest per
+    /// sync type, by type; a retried step's earlier jobs do not count.
+    async fn current_jobs(
+        &self,
+        id: Uuid,
+        run: u32,
+        n: u32,
+        since: chrono::DateTime<Utc>,
+    ) -> Result<BTreeMap<String, JobRow>, WorkflowError> {
+        // Oldest first (UUIDv7 order), so the newest of a type is inserted last.
+        Ok(self
+            .inner
+            .store
+            .step_jobs(id, run, n)
+            .await?
+            .into_iter()
+            .filter(|j| j.created_at >= since)
+            .map(|j| (j.sync_type.clone(), j))
+            .collect())
+    }
+
     /// If every job of step `n` has ended, writes the step's outcome and moves on (once).
     async fn settle(&self, id: Uuid, run: u32, n: u32) -> Result<(), WorkflowError> {
         let session = self.session(id).await?;
@@ -370,20 +391,14 @@ impl Workflows {
         else {
             return Ok(());
         };
-        let jobs = self.inner.store.step_jobs(id, run, n).await?;
-        // The jobs queued since the step (last) began processing, one per sync type; a retried
-        // step's earlier jobs do not count.
-        let mut latest: BTreeMap<&str, &JobRow> = BTreeMap::new();
-        for job in jobs.iter().filter(|j| j.created_at >= since) {
-            latest.insert(job.sync_type.as_str(), job);
-        }
+        let latest = self.current_jobs(id, run, n, since).await?;
         // Until every job is queued and linked, and every one has ended, the step goes on.
         if latest.len() < step.sync_types.len()
             || latest.values().any(|j| !j.job_state().is_terminal())
         {
             return Ok(());
         }
-        let failed: Vec<&&JobRow> = latest
+        let failed: Vec<&JobRow> = latest
             .values()
             .filter(|j| j.job_state() != JobState::Completed)
             .collect();
@@ -501,23 +516,10 @@ impl Workflows {
             let latest = status.steps.iter().find(|r| r.step == n);
             let at = entered.iter().find(|s| s.step == i64::from(n));
             let since = at.and_then(|s| s.started_at);
-            let mut jobs: BTreeMap<String, StepJob> = BTreeMap::new();
-            if let Some(since) = since {
-                for job in self.inner.store.step_jobs(id, run, n).await? {
-                    if job.created_at >= since {
-                        jobs.insert(
-                            job.sync_type.clone(),
-                            StepJob {
-                                id: job.id.to_string(),
-                                sync_type: job.sync_type.clone(),
-                                state: job.job_state(),
-                                processed: job.processed.max(0) as u64,
-                                total: job.total.map(|t| t.max(0) as u64),
-                            },
-                        );
-                    }
-                }
-            }
+            let jobs = match since {
+                Some(since) => self.current_jobs(id, run, n, since).await?,
+                None => BTreeMap::new(),
+            };
             steps.push(StepView {
                 step: n,
                 name: step.name.clone(),
@@ -529,7 +531,16 @@ impl Workflows {
                     .and_then(|s| s.action.clone()),
                 reached: at.is_some(),
                 started_at: since,
-                jobs: jobs.into_values().collect(),
+                jobs: jobs
+                    .into_values()
+                    .map(|job| StepJob {
+                        id: job.id.to_string(),
+                        state: job.job_state(),
+                        processed: job.processed.max(0) as u64,
+                        total: job.total.map(|t| t.max(0) as u64),
+                        sync_type: job.sync_type,
+                    })
+                    .collect(),
             });
         }
         Ok(SessionView {
