@@ -137,3 +137,131 @@ async fn an_unreachable_postgres_fails_to_connect_with_an_error_not_a_hang() {
     assert!(result.is_err());
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }
+
+both_backends!(a_session_snapshot_is_read_at_one_moment, |db| {
+    use baton::{
+        model::{JobSource, StepStatus},
+        server::store::{NewSession, NewStatus},
+    };
+    let store = db.store().await;
+    let id = Uuid::now_v7();
+    store
+        .insert_session(&NewSession {
+            id,
+            workflow: "w".into(),
+            source: JobSource::Api,
+            triggered_by: None,
+            started_at: Utc::now(),
+        })
+        .await
+        .unwrap();
+    // As the workflows do, the writer first says where the session is (here: "i" in its
+    // warnings), then writes that step's status row.
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            for i in 1..=150u32 {
+                store
+                    .set_session_state(id, "running", None, &[i.to_string()])
+                    .await
+                    .unwrap();
+                store
+                    .append_status(&NewStatus {
+                        session_id: id,
+                        step: i,
+                        name: "s",
+                        status: StepStatus::Processing,
+                        message: None,
+                        details: &serde_json::json!({}),
+                    })
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    // Read while it writes: a snapshot never holds rows newer than the session it read.
+    let mut reads = 0;
+    while !writer.is_finished() {
+        let snap = store.session_snapshot(id).await.unwrap().unwrap();
+        let said: u32 = serde_json::from_str::<Vec<String>>(&snap.session.warnings)
+            .unwrap()
+            .first()
+            .map_or(0, |w| w.parse().unwrap());
+        let written = snap.status.timeline.last().map_or(0, |r| r.step);
+        assert!(
+            said == written || said == written + 1,
+            "the session says {said} but its rows go up to {written}"
+        );
+        reads += 1;
+    }
+    writer.await.unwrap();
+    assert!(reads > 0);
+    // An unknown session has no snapshot.
+    assert!(store
+        .session_snapshot(Uuid::now_v7())
+        .await
+        .unwrap()
+        .is_none());
+});
+
+both_backends!(a_gate_opens_all_at_once_or_not_at_all, |db| {
+    use baton::{
+        model::{JobSource, StepStatus},
+        server::store::{NewSession, NewStatus},
+    };
+    let store = db.store().await;
+    let id = Uuid::now_v7();
+    store
+        .insert_session(&NewSession {
+            id,
+            workflow: "w".into(),
+            source: JobSource::Manual,
+            triggered_by: Some("anna".into()),
+            started_at: Utc::now(),
+        })
+        .await
+        .unwrap();
+    let details = serde_json::json!({ "action": "Export Orders" });
+    let status = |session_id| NewStatus {
+        session_id,
+        step: 2,
+        name: "Export orders",
+        status: StepStatus::Waiting,
+        message: Some("12 orders ready to export"),
+        details: &details,
+    };
+    // An unknown session, or a run the session has left (it was cleared): nothing is written.
+    assert!(store
+        .open_gate(&status(Uuid::now_v7()), 1, "Export Orders")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .open_gate(&status(id), 2, "Export Orders")
+        .await
+        .unwrap()
+        .is_none());
+    let snap = store.session_snapshot(id).await.unwrap().unwrap();
+    assert_eq!(snap.session.state, "running");
+    assert!(snap.status.timeline.is_empty() && snap.steps.is_empty());
+
+    // The session waits, the row is there and the step offers its button.
+    let row = store
+        .open_gate(&status(id), 1, "Export Orders")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((row.step, row.status), (2, StepStatus::Waiting));
+    let snap = store.session_snapshot(id).await.unwrap().unwrap();
+    assert_eq!(snap.session.state, "waiting");
+    assert_eq!(snap.status.steps, [row]);
+    assert_eq!(snap.steps.len(), 1);
+    assert_eq!(
+        (
+            snap.steps[0].step,
+            snap.steps[0].state.as_str(),
+            snap.steps[0].action.as_deref()
+        ),
+        (2, "waiting", Some("Export Orders"))
+    );
+});

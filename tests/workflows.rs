@@ -181,6 +181,19 @@ async fn steps_become(status: &StatusService, id: Uuid, want: &[StepStatus]) {
     }
 }
 
+/// Waits (bounded) until step `n` offers its gate's button: its "waiting" row is written a
+/// moment before the button can be pressed, as the page and the API see it.
+async fn gate_opens(workflows: &Workflows, id: Uuid, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while workflows.view(id).await.unwrap().steps[n - 1]
+        .action
+        .is_none()
+    {
+        assert!(Instant::now() < deadline, "step {n}'s gate never opened");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn state_of(store: &Store, id: Uuid) -> String {
     store.session(id).await.unwrap().unwrap().state
 }
@@ -215,8 +228,10 @@ both_backends!(steps_advance_and_gates_wait_for_a_person, |db| {
     let err = s.workflows.action(id, 3, Some("bob")).await.unwrap_err();
     assert!(matches!(err, WorkflowError::Conflict(_)), "{err}");
 
+    gate_opens(&s.workflows, id, 2).await;
     s.workflows.action(id, 2, Some("bob")).await.unwrap();
     steps_become(&s.status, id, &[Completed, Completed, Waiting]).await;
+    gate_opens(&s.workflows, id, 3).await;
     // Pressing twice is refused.
     assert!(s.workflows.action(id, 2, Some("bob")).await.is_err());
     let steps = s.store.session_steps(id, 1).await.unwrap();

@@ -59,6 +59,38 @@ impl StatusService {
         Ok(row)
     }
 
+    /// Step `step` of run `run` waits at its gate: appends its "waiting" row (with `action`
+    /// in the details), makes the session wait and offers the button, in one transaction, then
+    /// publishes the row as `step-status`.
+    pub async fn open_gate(
+        &self,
+        session: Uuid,
+        run: u32,
+        step: u32,
+        name: &str,
+        message: &str,
+        action: &str,
+    ) -> Result<StatusRow, StatusError> {
+        let row = self
+            .store
+            .open_gate(
+                &NewStatus {
+                    session_id: session,
+                    step,
+                    name,
+                    status: StepStatus::Waiting,
+                    message: Some(message),
+                    details: &serde_json::json!({ "action": action }),
+                },
+                run,
+                action,
+            )
+            .await?
+            .ok_or(StatusError::NotFound(session))?;
+        self.events.publish(EventKind::StepStatus(row.clone()));
+        Ok(row)
+    }
+
     /// Each step's latest row in the session's current run, and the whole timeline.
     pub async fn get_session_status(&self, session: Uuid) -> Result<SessionStatus, StatusError> {
         self.store

@@ -18,7 +18,7 @@ use super::{
     engine::{Engine, EngineError, Request},
     events::EventBus,
     status::{StatusError, StatusService},
-    store::{JobRow, NewSession, SessionRow, Store, StoreError},
+    store::{JobRow, NewSession, SessionRow, SessionSnapshot, Store, StoreError},
 };
 use crate::model::{EventKind, JobState, SessionView, StepJob, StepStatus, StepView};
 
@@ -204,11 +204,6 @@ impl Workflows {
             return Ok(());
         };
         if let Some(label) = &step.gate {
-            // The session says it waits before the gate can be pressed.
-            self.inner
-                .store
-                .set_session_state(session.id, "waiting", None, &warnings_of(session))
-                .await?;
             // What pressing it would do ("12 orders ready to export"), as the tasks see it.
             let mut outlook = Vec::new();
             for ty in self.inner.engine.types() {
@@ -221,24 +216,17 @@ impl Workflows {
             } else {
                 outlook.join("; ")
             };
-            self.inner
+            // The session waits, the row says so and the button is offered, all at once.
+            return match self
+                .inner
                 .status
-                .write_status(
-                    session.id,
-                    n,
-                    &step.name,
-                    StepStatus::Waiting,
-                    Some(&message),
-                    &json!({ "action": label }),
-                )
-                .await?;
-            // Last: from here the button can be pressed, and its "processing" row comes after
-            // the "waiting" one.
-            self.inner
-                .store
-                .enter_step(session.id, run, n, StepStatus::Waiting, Some(label))
-                .await?;
-            return Ok(());
+                .open_gate(session.id, run, n, &step.name, &message, label)
+                .await
+            {
+                // Cleared meanwhile: its new run goes on without this gate.
+                Ok(_) | Err(StatusError::NotFound(_)) => Ok(()),
+                Err(err) => Err(err.into()),
+            };
         }
         self.inner
             .store
@@ -360,16 +348,10 @@ impl Workflows {
         n: u32,
         since: chrono::DateTime<Utc>,
     ) -> Result<BTreeMap<String, JobRow>, WorkflowError> {
-        // Oldest first (UUIDv7 order), so the newest of a type is inserted last.
-        Ok(self
-            .inner
-            .store
-            .step_jobs(id, run, n)
-            .await?
-            .into_iter()
-            .filter(|j| j.created_at >= since)
-            .map(|j| (j.sync_type.clone(), j))
-            .collect())
+        Ok(current_of(
+            self.inner.store.step_jobs(id, run, n).await?,
+            since,
+        ))
     }
 
     /// If every job of step `n` has ended, writes the step's outcome and moves on (once).
@@ -505,11 +487,20 @@ impl Workflows {
 
     /// The session with every step of its workflow and its timeline.
     pub async fn view(&self, id: Uuid) -> Result<SessionView, WorkflowError> {
-        let session = self.session(id).await?;
+        // One snapshot: the session's state, its steps and its rows as of one moment.
+        let SessionSnapshot {
+            session,
+            status,
+            steps: entered,
+            mut jobs,
+        } = self
+            .inner
+            .store
+            .session_snapshot(id)
+            .await?
+            .ok_or(WorkflowError::NotFound(id))?;
         let def = self.def(&session.workflow)?;
         let run = run_of(&session);
-        let status = self.inner.status.get_session_status(id).await?;
-        let entered = self.inner.store.session_steps(id, run).await?;
         let mut steps = Vec::with_capacity(def.steps.len());
         for (i, step) in def.steps.iter().enumerate() {
             let n = i as u32 + 1;
@@ -517,7 +508,7 @@ impl Workflows {
             let at = entered.iter().find(|s| s.step == i64::from(n));
             let since = at.and_then(|s| s.started_at);
             let jobs = match since {
-                Some(since) => self.current_jobs(id, run, n, since).await?,
+                Some(since) => current_of(jobs.remove(&i64::from(n)).unwrap_or_default(), since),
                 None => BTreeMap::new(),
             };
             steps.push(StepView {
@@ -628,6 +619,16 @@ impl Workflows {
             }
         }
     }
+}
+
+/// Of a step's jobs (oldest first), those queued since it began processing, the newest per
+/// sync type, by type.
+fn current_of(jobs: Vec<JobRow>, since: chrono::DateTime<Utc>) -> BTreeMap<String, JobRow> {
+    // Oldest first (UUIDv7 order), so the newest of a type is inserted last.
+    jobs.into_iter()
+        .filter(|j| j.created_at >= since)
+        .map(|j| (j.sync_type.clone(), j))
+        .collect()
 }
 
 fn warnings_of(session: &SessionRow) -> Vec<String> {

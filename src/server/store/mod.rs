@@ -17,7 +17,7 @@ mod instances;
 mod jobs;
 mod sessions;
 
-pub use sessions::{NewSession, NewStatus, SessionRow, StepRow};
+pub use sessions::{NewSession, NewStatus, SessionRow, SessionSnapshot, StepRow};
 
 pub use entities::{changed_fields, ExportRecord, ExportSelection, PulledRecord, Writer};
 

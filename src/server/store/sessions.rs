@@ -67,7 +67,125 @@ fn status_row(session_id: Uuid, row: StatusTuple) -> StatusRow {
     }
 }
 
+/// Each step's latest row in `run`, and every row.
+fn session_status(id: Uuid, run: i64, rows: Vec<StatusTuple>) -> SessionStatus {
+    let run = run.clamp(0, i64::from(u32::MAX)) as u32;
+    let timeline: Vec<StatusRow> = rows.into_iter().map(|r| status_row(id, r)).collect();
+    let mut latest = std::collections::BTreeMap::new();
+    for row in timeline.iter().filter(|r| r.run == run) {
+        latest.insert(row.step, row.clone());
+    }
+    SessionStatus {
+        session_id: id.to_string(),
+        run,
+        steps: latest.into_values().collect(),
+        timeline,
+    }
+}
+
+const STATUS_SQL: &str = "select id, run, step, name, status, message, details, at \
+                          from step_status where session_id = $1 order by id";
+const STEPS_SQL: &str = "select step, state, action, acted_by, acted_at, started_at \
+                         from session_steps where session_id = $1 and run = $2 order by step";
+
+/// `select` of the jobs one step of a run started, oldest first (`$1` session, `$2` run,
+/// `$3` step).
+fn step_jobs_sql() -> &'static str {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let columns = super::jobs::JOB_COLUMNS
+            .split(", ")
+            .map(|c| format!("j.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "select {columns} from session_jobs s join jobs j on j.id = s.job_id \
+             where s.session_id = $1 and s.run = $2 and s.step = $3 order by j.id"
+        )
+    });
+    SQL.as_str()
+}
+
+/// Everything a session's view is drawn from, read at one moment, so that its state, its
+/// steps and its status rows agree (a reader never sees a gate's button on a session that
+/// still says it is running).
+#[derive(Clone, Debug)]
+pub struct SessionSnapshot {
+    /// The session.
+    pub session: SessionRow,
+    /// Its status rows.
+    pub status: SessionStatus,
+    /// The steps its current run entered.
+    pub steps: Vec<StepRow>,
+    /// The jobs each entered step started, oldest first, by step number.
+    pub jobs: std::collections::BTreeMap<i64, Vec<super::JobRow>>,
+}
+
 impl Store {
+    /// The session, its status rows, its current run's steps and their jobs, read in one read
+    /// transaction (a snapshot: SQLite in WAL mode, repeatable read on Postgres); `None` for an
+    /// unknown session.
+    pub async fn session_snapshot(&self, id: Uuid) -> Result<Option<SessionSnapshot>, StoreError> {
+        let session_sql = format!("select {SESSION_COLUMNS} from sessions where id = $1");
+        // One body for both databases; `$tx` is an open transaction.
+        macro_rules! read_all {
+            ($tx:ident) => {{
+                let session: Option<SessionRow> = sqlx::query_as(&session_sql)
+                    .bind(id)
+                    .fetch_optional(&mut *$tx)
+                    .await?;
+                match session {
+                    None => None,
+                    Some(session) => {
+                        let rows: Vec<StatusTuple> = sqlx::query_as(STATUS_SQL)
+                            .bind(id)
+                            .fetch_all(&mut *$tx)
+                            .await?;
+                        let steps: Vec<StepRow> = sqlx::query_as(STEPS_SQL)
+                            .bind(id)
+                            .bind(session.run)
+                            .fetch_all(&mut *$tx)
+                            .await?;
+                        let mut jobs = std::collections::BTreeMap::new();
+                        for step in &steps {
+                            let found: Vec<super::JobRow> = sqlx::query_as(step_jobs_sql())
+                                .bind(id)
+                                .bind(session.run)
+                                .bind(step.step)
+                                .fetch_all(&mut *$tx)
+                                .await?;
+                            jobs.insert(step.step, found);
+                        }
+                        Some((session, rows, steps, jobs))
+                    }
+                }
+            }};
+        }
+        let found = match self {
+            Store::Sqlite(pools) => {
+                // A deferred transaction reads from one WAL snapshot, taken at its first read.
+                let mut tx = pools.read.begin().await?;
+                let found = read_all!(tx);
+                tx.commit().await?;
+                found
+            }
+            Store::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                sqlx::query("set transaction isolation level repeatable read, read only")
+                    .execute(&mut *tx)
+                    .await?;
+                let found = read_all!(tx);
+                tx.commit().await?;
+                found
+            }
+        };
+        Ok(found.map(|(session, rows, steps, jobs)| SessionSnapshot {
+            status: session_status(id, session.run, rows),
+            session,
+            steps,
+            jobs,
+        }))
+    }
+
     /// Creates a session (state `running`, run 1).
     pub async fn insert_session(&self, session: &NewSession) -> Result<(), StoreError> {
         let sql = "insert into sessions (id, workflow, state, source, triggered_by, run, warnings, started_at) \
@@ -114,30 +232,17 @@ impl Store {
     /// Each step's latest row in the current run, and every row; `None` for an unknown session.
     pub async fn session_status(&self, id: Uuid) -> Result<Option<SessionStatus>, StoreError> {
         let run_sql = "select run from sessions where id = $1";
-        let rows_sql = "select id, run, step, name, status, message, details, at from step_status \
-                        where session_id = $1 order by id";
         let found: Option<(Option<i64>, Vec<StatusTuple>)> = on_pool!(read self, pool => {
             let run: Option<i64> = sqlx::query_scalar(run_sql).bind(id).fetch_optional(pool).await?;
             match run {
                 None => None,
-                Some(run) => Some((Some(run), sqlx::query_as(rows_sql).bind(id).fetch_all(pool).await?)),
+                Some(run) => Some((Some(run), sqlx::query_as(STATUS_SQL).bind(id).fetch_all(pool).await?)),
             }
         });
         let Some((run, rows)) = found else {
             return Ok(None);
         };
-        let run = run.unwrap_or(1).clamp(0, i64::from(u32::MAX)) as u32;
-        let timeline: Vec<StatusRow> = rows.into_iter().map(|r| status_row(id, r)).collect();
-        let mut latest = std::collections::BTreeMap::new();
-        for row in timeline.iter().filter(|r| r.run == run) {
-            latest.insert(row.step, row.clone());
-        }
-        Ok(Some(SessionStatus {
-            session_id: id.to_string(),
-            run,
-            steps: latest.into_values().collect(),
-            timeline,
-        }))
+        Ok(Some(session_status(id, run.unwrap_or(1), rows)))
     }
 
     /// Starts the session's next run (its earlier rows stay as history); the new run number, or
@@ -271,6 +376,62 @@ impl Store {
         Ok(())
     }
 
+    /// Opens a gate in one transaction: the session waits, the step's "waiting" row is appended
+    /// and the step offers `action`, all at once, so a reader never sees the row without the
+    /// button and a press can only come after the row. `None` when there is no such session.
+    pub async fn open_gate(
+        &self,
+        status: &NewStatus<'_>,
+        run: u32,
+        action: &str,
+    ) -> Result<Option<StatusRow>, StoreError> {
+        let now = Utc::now();
+        let details = status.details.to_string();
+        let session_sql = "update sessions set state = 'waiting' where id = $1 and run = $2";
+        let row_sql =
+            "insert into step_status (session_id, run, step, name, status, message, details, at) \
+             values ($1, $2, $3, $4, 'waiting', $5, $6, $7) \
+             returning id, run, step, name, status, message, details, at";
+        let step_sql =
+            "insert into session_steps (session_id, run, step, state, action, started_at) \
+                        values ($1, $2, $3, 'waiting', $4, null) \
+                        on conflict (session_id, run, step) do update \
+                        set state = excluded.state, action = excluded.action, started_at = null";
+        let row: Option<StatusTuple> = on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let found = sqlx::query(session_sql)
+                .bind(status.session_id)
+                .bind(i64::from(run))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if found == 0 {
+                None // no such session, or it moved on to another run
+            } else {
+                let row: StatusTuple = sqlx::query_as(row_sql)
+                    .bind(status.session_id)
+                    .bind(i64::from(run))
+                    .bind(i64::from(status.step))
+                    .bind(status.name)
+                    .bind(status.message)
+                    .bind(&details)
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                sqlx::query(step_sql)
+                    .bind(status.session_id)
+                    .bind(i64::from(run))
+                    .bind(i64::from(status.step))
+                    .bind(action)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Some(row)
+            }
+        });
+        Ok(row.map(|row| status_row(status.session_id, row)))
+    }
+
     /// Moves a step from `from` to `to`, compare-and-set; `true` when this call moved it. With
     /// `acted_by`, records who pressed the gate.
     pub async fn move_step(
@@ -305,10 +466,8 @@ impl Store {
 
     /// The steps a run has entered, in order.
     pub async fn session_steps(&self, id: Uuid, run: u32) -> Result<Vec<StepRow>, StoreError> {
-        let sql = "select step, state, action, acted_by, acted_at, started_at from session_steps \
-                   where session_id = $1 and run = $2 order by step";
         Ok(on_pool!(read self, pool => {
-            sqlx::query_as(sql).bind(id).bind(i64::from(run)).fetch_all(pool).await?
+            sqlx::query_as(STEPS_SQL).bind(id).bind(i64::from(run)).fetch_all(pool).await?
         }))
     }
 
@@ -344,21 +503,8 @@ impl Store {
         run: u32,
         step: u32,
     ) -> Result<Vec<super::JobRow>, StoreError> {
-        // The job columns, qualified, made once.
-        static COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-            super::jobs::JOB_COLUMNS
-                .split(", ")
-                .map(|c| format!("j.{}", c.trim()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        });
-        let columns = COLUMNS.as_str();
-        let sql = format!(
-            "select {columns} from session_jobs s join jobs j on j.id = s.job_id \
-             where s.session_id = $1 and s.run = $2 and s.step = $3 order by j.id"
-        );
         Ok(on_pool!(read self, pool => {
-            sqlx::query_as(&sql)
+            sqlx::query_as(step_jobs_sql())
                 .bind(id)
                 .bind(i64::from(run))
                 .bind(i64::from(step))
