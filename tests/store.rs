@@ -138,23 +138,26 @@ async fn an_unreachable_postgres_fails_to_connect_with_an_error_not_a_hang() {
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }
 
-both_backends!(a_session_snapshot_is_read_at_one_moment, |db| {
-    use baton::{
-        model::{JobSource, StepStatus},
-        server::store::{NewSession, NewStatus},
-    };
-    let store = db.store().await;
+/// A running session of workflow `w`, started by anna.
+async fn new_session(store: &baton::server::store::Store) -> Uuid {
     let id = Uuid::now_v7();
     store
-        .insert_session(&NewSession {
+        .insert_session(&baton::server::store::NewSession {
             id,
             workflow: "w".into(),
-            source: JobSource::Api,
-            triggered_by: None,
+            source: baton::model::JobSource::Manual,
+            triggered_by: Some("anna".into()),
             started_at: Utc::now(),
         })
         .await
         .unwrap();
+    id
+}
+
+both_backends!(a_session_snapshot_is_read_at_one_moment, |db| {
+    use baton::{model::StepStatus, server::store::NewStatus};
+    let store = db.store().await;
+    let id = new_session(&store).await;
     // As the workflows do, the writer first says where the session is (here: "i" in its
     // warnings), then writes that step's status row.
     let writer = {
@@ -205,22 +208,9 @@ both_backends!(a_session_snapshot_is_read_at_one_moment, |db| {
 });
 
 both_backends!(a_gate_opens_all_at_once_or_not_at_all, |db| {
-    use baton::{
-        model::{JobSource, StepStatus},
-        server::store::{NewSession, NewStatus},
-    };
+    use baton::{model::StepStatus, server::store::NewStatus};
     let store = db.store().await;
-    let id = Uuid::now_v7();
-    store
-        .insert_session(&NewSession {
-            id,
-            workflow: "w".into(),
-            source: JobSource::Manual,
-            triggered_by: Some("anna".into()),
-            started_at: Utc::now(),
-        })
-        .await
-        .unwrap();
+    let id = new_session(&store).await;
     let details = serde_json::json!({ "action": "Export Orders" });
     let status = |session_id| NewStatus {
         session_id,
