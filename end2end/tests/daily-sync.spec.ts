@@ -1,6 +1,7 @@
 // The daily-sync page in a real browser, against the in-process demo ERP: a whole session from
 // Start to the last checkmark with both buttons, a step that fails and is retried, and the page
-// advancing by polling when /api/events is blocked. A screenshot of each state.
+// advancing by polling when /api/events is blocked. A screenshot of each state; nothing but the
+// toast stack moves unless a person clicked.
 import { expect, test, type Page } from '@playwright/test';
 import { mkdirSync } from 'node:fs';
 import { blockEventStream } from './live';
@@ -29,13 +30,61 @@ async function demoErp(page: Page): Promise<string> {
   return info.demo_erp as string;
 }
 
+type Shift = { value: number; afterInput: boolean; at: number; nodes: string[] };
+
+/** When full-page screenshots were taken: they resize the viewport, which moves everything. */
+const shooting: [number, number][] = [];
+
+/** A full-page screenshot of the page as it is, noting when it was taken. */
+async function shot(page: Page, name: string) {
+  const from = await page.evaluate(() => performance.now());
+  await page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
+  // The resize back lands in the next frames.
+  await page.waitForTimeout(100);
+  shooting.push([from, await page.evaluate(() => performance.now())]);
+}
+
+/** Records the page's layout shifts (Chromium's Layout Instability API), and whether a click or key had just come. */
+async function recordLayoutShifts(page: Page) {
+  await page.addInitScript(() => {
+    const w = window as unknown as { layoutShifts: Shift[] };
+    w.layoutShifts = [];
+    new PerformanceObserver((list) => {
+      for (const entry of list.getEntries() as unknown as {
+        value: number;
+        hadRecentInput: boolean;
+        startTime: number;
+        sources?: { node?: Element | Text }[];
+      }[]) {
+        w.layoutShifts.push({
+          value: entry.value,
+          afterInput: entry.hadRecentInput,
+          at: Math.round(entry.startTime),
+          // The toasts are a stack over the page: theirs may move, nothing else.
+          nodes: (entry.sources ?? []).map((s) =>
+            (s.node instanceof Text ? s.node.parentElement : s.node)?.closest?.('.toasts')
+              ? 'toast'
+              : s.node instanceof Text
+                ? `text "${s.node.textContent}" in .${s.node.parentElement?.className}`
+                : (s.node?.className?.toString() ?? s.node?.nodeName ?? '?'),
+          ),
+        });
+      }
+    }).observe({ type: 'layout-shift', buffered: true });
+  });
+}
+
 test('a daily sync from Start to the last checkmark, with a failed step retried', async ({ page }) => {
   test.setTimeout(180_000);
+  await recordLayoutShifts(page);
   await page.goto('/');
   await expect(page.getByRole('heading', { level: 1, name: 'Daily sync' })).toBeVisible();
   await expect(page.locator('.live-status')).toHaveAttribute('data-connection', 'live');
   await expect(page.locator('li.step')).toHaveCount(5);
-  await page.screenshot({ path: `${shots}/daily-sync-0-ready.png`, fullPage: true });
+  await expect(page.getByTestId('recent-changes')).not.toContainText('Loading');
+  // Loaded: from here on, the page only updates.
+  const loaded = await page.evaluate(() => performance.now());
+  await shot(page, 'daily-sync-0-ready');
 
   await start(page);
   // Step 1 runs: a spinner and a progress bar with figures.
@@ -43,7 +92,7 @@ test('a daily sync from Start to the last checkmark, with a failed step retried'
   await expect(step(page, 1).locator('.spinner')).toBeVisible();
   await expect(step(page, 1).locator('.progress-label')).toContainText('jobs done');
   await expect(page.getByTestId('session')).toContainText('manual by dashboard');
-  await page.screenshot({ path: `${shots}/daily-sync-1-importing.png`, fullPage: true });
+  await shot(page, 'daily-sync-1-importing');
 
   // Step 1 done; step 2 waits at its gate, saying how many orders are ready.
   await expect(step(page, 1)).toHaveAttribute('data-phase', 'completed', { timeout: 60_000 });
@@ -55,7 +104,7 @@ test('a daily sync from Start to the last checkmark, with a failed step retried'
   await expect(exportOrders).toBeVisible();
   await expect(page.getByTestId('session')).toHaveAttribute('data-state', 'waiting');
   await expect(page.getByTestId('toasts')).toContainText('Import web data done');
-  await page.screenshot({ path: `${shots}/daily-sync-2-gate.png`, fullPage: true });
+  await shot(page, 'daily-sync-2-gate');
 
   // The ERP refuses the next customers request: step 3 will fail.
   const erp = await demoErp(page);
@@ -73,18 +122,19 @@ test('a daily sync from Start to the last checkmark, with a failed step retried'
   await expect(step(page, 3).locator('.step-message')).toContainText('planned outage');
   await expect(page.getByTestId('session')).toHaveAttribute('data-state', 'failed');
   await expect(page.getByTestId('toasts')).toContainText('ERP import failed');
-  await page.screenshot({ path: `${shots}/daily-sync-3-failed.png`, fullPage: true });
+  await shot(page, 'daily-sync-3-failed');
 
   // Retry step: step 3 runs again and the session goes on to the second gate.
   await step(page, 3).getByRole('button', { name: 'Retry step' }).click();
   await expect(step(page, 3)).toHaveAttribute('data-phase', 'completed', { timeout: 60_000 });
   await expect(step(page, 4)).toHaveAttribute('data-phase', 'completed', { timeout: 30_000 });
   // Validation lists the demo's planted problems.
+  const findingsOpened = await page.evaluate(() => performance.now());
   await step(page, 4).getByText(/findings? listed/).click();
   await expect(step(page, 4).locator('.findings li').first()).toBeVisible();
   const confirm = step(page, 5).getByRole('button', { name: 'Confirm' });
   await expect(confirm).toBeVisible();
-  await page.screenshot({ path: `${shots}/daily-sync-4-confirm.png`, fullPage: true });
+  await shot(page, 'daily-sync-4-confirm');
 
   await confirm.click();
   for (let n = 1; n <= 5; n++) {
@@ -92,6 +142,22 @@ test('a daily sync from Start to the last checkmark, with a failed step retried'
   }
   await expect(page.getByTestId('session')).toHaveAttribute('data-state', 'completed_with_warnings');
   await expect(page.getByTestId('warnings')).toContainText('Validation');
+  // The session bar counts the warnings and links to them.
+  await expect(page.getByTestId('warnings-link')).toHaveText(/^\d+ warnings?$/);
+  await expect(page.getByTestId('warnings-link')).toHaveAttribute('href', '#warnings');
+  // From the loaded page to the last checkmark nothing on the page moved, neither as the session
+  // ran by itself nor after a button (however slow the answer), but for the toast stack and what
+  // opening the findings pushed down.
+  const shifts = await page.evaluate(() => (window as unknown as { layoutShifts: Shift[] }).layoutShifts);
+  expect(
+    shifts.filter(
+      (s) =>
+        s.at >= loaded &&
+        s.nodes.some((n) => n !== 'toast') &&
+        !(s.afterInput && s.at >= findingsOpened) &&
+        !shooting.some(([from, to]) => s.at >= from && s.at <= to),
+    ),
+  ).toEqual([]);
   await expect(page.getByTestId('start')).toBeEnabled();
 
   // The timeline is the status table: folded, then every row of this session.
@@ -101,7 +167,7 @@ test('a daily sync from Start to the last checkmark, with a failed step retried'
   await expect(timeline.locator('tbody tr')).not.toHaveCount(0);
   // The recent changes panel lists what the imports found.
   await expect(page.getByTestId('recent-changes').locator('li').first()).toBeVisible();
-  await page.screenshot({ path: `${shots}/daily-sync-5-done.png`, fullPage: true });
+  await shot(page, 'daily-sync-5-done');
 });
 
 test('with /api/events blocked the daily sync still advances, by polling', async ({ page }) => {

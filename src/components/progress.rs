@@ -21,7 +21,7 @@ pub fn ProgressBar(
             >
                 <div class="progress-fill" style:width=move || format!("{}%", percent.get())></div>
             </div>
-            <span class="progress-label">{move || format!("{}% {}", percent.get(), label.get())}</span>
+            <span class="progress-label" title=move || label.get()>{move || format!("{}% {}", percent.get(), label.get())}</span>
         </div>
     }
 }

@@ -109,9 +109,9 @@ pub fn DailySyncPage() -> impl IntoView {
                         Ok(overview) => {
                             let steps = view! { <StepList overview=overview.clone() press retry live/> };
                             let found = overview.session;
-                            let warnings = found.clone().map(|s| view! { <Warnings session=s/> });
-                            let timeline = found.clone().map(|s| view! { <Timeline rows=s.timeline/> });
-                            view! { <SessionPanel found start clear/> {steps} {warnings} {timeline} }.into_any()
+                            // Shown before the first session too, so that starting one moves nothing.
+                            let timeline = view! { <Timeline rows=found.clone().map(|s| s.timeline).unwrap_or_default()/> };
+                            view! { <SessionPanel found start clear/> {steps} {timeline} }.into_any()
                         }
                         // Only an unknown workflow means the setup lacks it; anything else is a
                         // failed read, said as such.
@@ -132,6 +132,17 @@ pub fn DailySyncPage() -> impl IntoView {
             }}
         </Transition>
         <RecentChanges changes/>
+        // Last on the page, so that nothing above moves when the first warning arrives; the
+        // session bar counts them and links here.
+        <Transition fallback=|| ()>
+            {move || {
+                session
+                    .get()
+                    .and_then(Result::ok)
+                    .and_then(|overview| overview.session)
+                    .map(|s| view! { <Warnings session=s/> })
+            }}
+        </Transition>
         <ToastRegion toasts/>
     }
 }
@@ -148,7 +159,7 @@ fn SessionPanel(
             <section class="panel session-bar" data-testid="session" data-state="none">
                 <div class="session-summary">
                     <span class="state state-idle">"Not run yet"</span>
-                    <span class="muted">"Start the daily sync to import today's data; it stops and asks before anything leaves for the ERP or the web shop."</span>
+                    <span class="session-meta">"Imports today's data, then asks before anything leaves for the ERP or the web shop."</span>
                 </div>
                 <div class="session-actions">
                     <button class="button" data-testid="start" disabled=move || start.pending().get()
@@ -201,6 +212,9 @@ fn SessionPanel(
                     {run}
                     {session.finished_at.map(|at| view! {
                         " · finished " <time datetime=at.to_rfc3339()>{time_of_day(at)}</time>
+                    })}
+                    {(!session.warnings.is_empty()).then(|| view! {
+                        " · " <a href="#warnings" data-testid="warnings-link">{warnings_label(session.warnings.len())}</a>
                     })}
                 </span>
             </div>
@@ -327,9 +341,24 @@ fn StepItem(
             view! { <ProgressBar percent label=text/> }.into_any()
         }
         // Counts and findings share one line, so a finished step is as tall as a running one.
-        StepStatus::Completed | StepStatus::Failed => {
+        StepStatus::Completed => {
             view! { <div class="step-done"><Counts details=step.details.clone()/> {findings}</div> }
                 .into_any()
+        }
+        // The message line shows as much of the error as fits; all of it folds out here.
+        StepStatus::Failed => {
+            let error = step.message.clone().unwrap_or_default();
+            view! {
+                <div class="step-done">
+                    <Counts details=step.details.clone()/>
+                    {findings}
+                    <details class="findings full-error">
+                        <summary>"Full error"</summary>
+                        <p class="row-error">{error}</p>
+                    </details>
+                </div>
+            }
+            .into_any()
         }
         StepStatus::Waiting => ().into_any(),
     };
@@ -360,6 +389,7 @@ fn StepItem(
         "pending" => "Starts when the steps before it are done.".into(),
         _ => String::new(),
     });
+    let title = message.clone();
     view! {
         <li class=format!("step step-{phase}") data-step=n data-status=step.status.as_str() data-phase=phase>
             <span class="step-icon" aria-hidden="true">{icon}</span>
@@ -368,7 +398,9 @@ fn StepItem(
                     {step.name.clone()}
                     <span class=format!("step-label step-label-{phase}")>{label}</span>
                 </h2>
-                <p class=if step.status == StepStatus::Failed { "step-message row-error" } else { "step-message" }>{message}</p>
+                // One line whatever it says (the whole of it is the title), so that no step
+                // grows as the session moves on.
+                <p class=if step.status == StepStatus::Failed { "step-message row-error" } else { "step-message" } title=title>{message}</p>
                 <div class="step-extra">{extra}</div>
             </div>
             <div class="step-action">{button}</div>
@@ -452,14 +484,18 @@ fn Counts(details: serde_json::Value) -> impl IntoView {
     view! { <p class="step-counts">{parts.join(" · ")}</p> }
 }
 
+/// "1 warning", "3 warnings".
+fn warnings_label(count: usize) -> String {
+    format!("{count} warning{}", if count == 1 { "" } else { "s" })
+}
+
 /// What went wrong without stopping the session.
 #[component]
 fn Warnings(session: SessionView) -> impl IntoView {
     (!session.warnings.is_empty()).then(|| {
-        let count = session.warnings.len();
         view! {
-            <section class="panel warnings" data-testid="warnings">
-                <h2>{format!("{count} warning{}", if count == 1 { "" } else { "s" })}</h2>
+            <section class="panel warnings" id="warnings" data-testid="warnings">
+                <h2>{warnings_label(session.warnings.len())}</h2>
                 <ul>{session.warnings.into_iter().map(|w| view! { <li>{w}</li> }).collect_view()}</ul>
             </section>
         }
@@ -473,7 +509,11 @@ fn Timeline(rows: Vec<StatusRow>) -> impl IntoView {
     let rows: Vec<StatusRow> = rows.into_iter().rev().take(TIMELINE_SHOWN).collect();
     view! {
         <details class="panel timeline" data-testid="timeline">
-            <summary>{format!("Timeline · {count} status row{}", if count == 1 { "" } else { "s" })}</summary>
+            <summary>{match count {
+                0 => "Timeline · no status rows yet".to_string(),
+                1 => "Timeline · 1 status row".to_string(),
+                _ => format!("Timeline · {count} status rows"),
+            }}</summary>
             <table class="sync-table">
                 <thead>
                     <tr><th scope="col">"Time"</th><th scope="col">"Run"</th><th scope="col">"Step"</th><th scope="col">"Status"</th><th scope="col">"Message"</th></tr>
