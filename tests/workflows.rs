@@ -354,10 +354,7 @@ both_backends!(
             })
             .await
             .unwrap();
-        s.store
-            .enter_step(id, 1, 1, StepStatus::Processing, None)
-            .await
-            .unwrap();
+        s.store.enter_step(id, 1, 1).await.unwrap();
         s.workflows.reconcile().await.unwrap();
         state_becomes(&s.store, id, "failed").await;
         let session = s.store.session(id).await.unwrap().unwrap();

@@ -228,10 +228,7 @@ impl Workflows {
                 Err(err) => Err(err.into()),
             };
         }
-        self.inner
-            .store
-            .enter_step(session.id, run, n, StepStatus::Processing, None)
-            .await?;
+        self.inner.store.enter_step(session.id, run, n).await?;
         self.start_jobs(session, n).await
     }
 
@@ -339,29 +336,13 @@ impl Workflows {
         self.enter(&session, 1).await
     }
 
-    /// The jobs step `n` runs now: those queued since it (last) began processing, the newest per
-    /// sync type, by type; a retried step's earlier jobs do not count.
-    async fn current_jobs(
-        &self,
-        id: Uuid,
-        run: u32,
-        n: u32,
-        since: chrono::DateTime<Utc>,
-    ) -> Result<BTreeMap<String, JobRow>, WorkflowError> {
-        Ok(current_of(
-            self.inner.store.step_jobs(id, run, n).await?,
-            since,
-        ))
-    }
-
     /// If every job of step `n` has ended, writes the step's outcome and moves on (once).
     async fn settle(&self, id: Uuid, run: u32, n: u32) -> Result<(), WorkflowError> {
         let session = self.session(id).await?;
         if run_of(&session) != run {
             return Ok(());
         }
-        let step = self.step_def(&session.workflow, n)?.clone();
-        let step = &step;
+        let step = self.step_def(&session.workflow, n)?;
         let Some(since) = self
             .inner
             .store
@@ -373,7 +354,7 @@ impl Workflows {
         else {
             return Ok(());
         };
-        let latest = self.current_jobs(id, run, n, since).await?;
+        let latest = current_of(self.inner.store.step_jobs(id, run, n).await?, since);
         // Until every job is queued and linked, and every one has ended, the step goes on.
         if latest.len() < step.sync_types.len()
             || latest.values().any(|j| !j.job_state().is_terminal())
@@ -621,8 +602,9 @@ impl Workflows {
     }
 }
 
-/// Of a step's jobs (oldest first), those queued since it began processing, the newest per
-/// sync type, by type.
+/// The jobs a step runs now, of all it started (oldest first): those queued since it (last)
+/// began processing, the newest per sync type, by type; a retried step's earlier jobs do not
+/// count.
 fn current_of(jobs: Vec<JobRow>, since: chrono::DateTime<Utc>) -> BTreeMap<String, JobRow> {
     // Oldest first (UUIDv7 order), so the newest of a type is inserted last.
     jobs.into_iter()

@@ -350,26 +350,18 @@ impl Store {
         Ok(())
     }
 
-    /// Records that a run entered `step` (waiting at a gate with `action`, or processing).
-    pub async fn enter_step(
-        &self,
-        id: Uuid,
-        run: u32,
-        step: u32,
-        state: StepStatus,
-        action: Option<&str>,
-    ) -> Result<(), StoreError> {
+    /// Records that a run's `step` began processing (now); a gate is entered by
+    /// [`Store::open_gate`].
+    pub async fn enter_step(&self, id: Uuid, run: u32, step: u32) -> Result<(), StoreError> {
         let sql = "insert into session_steps (session_id, run, step, state, action, started_at) \
-                   values ($1, $2, $3, $4, $5, $6) on conflict (session_id, run, step) do update \
+                   values ($1, $2, $3, 'processing', null, $4) on conflict (session_id, run, step) do update \
                    set state = excluded.state, action = excluded.action, started_at = excluded.started_at";
         on_pool!(self, pool => {
             sqlx::query(sql)
                 .bind(id)
                 .bind(i64::from(run))
                 .bind(i64::from(step))
-                .bind(state.as_str())
-                .bind(action)
-                .bind((state == StepStatus::Processing).then(Utc::now))
+                .bind(Utc::now())
                 .execute(pool)
                 .await?;
         });
