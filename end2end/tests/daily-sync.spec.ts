@@ -4,6 +4,7 @@
 // toast stack moves unless a person clicked.
 import { expect, test, type Page } from '@playwright/test';
 import { mkdirSync } from 'node:fs';
+import { planOutage } from './demo';
 import { blockEventStream } from './live';
 
 const shots = 'screenshots';
@@ -21,13 +22,6 @@ async function start(page: Page) {
     }
     await expect(session).toHaveAttribute('data-state', /running|waiting/, { timeout: 2_000 });
   }).toPass({ timeout: 20_000 });
-}
-
-/** The demo ERP's base URL, from the server's own info. */
-async function demoErp(page: Page): Promise<string> {
-  const info = await (await page.request.get('/api/info')).json();
-  expect(info.demo_erp).toBeTruthy();
-  return info.demo_erp as string;
 }
 
 type Shift = { value: number; afterInput: boolean; at: number; nodes: string[] };
@@ -107,11 +101,7 @@ test('a daily sync from Start to the last checkmark, with a failed step retried'
   await shot(page, 'daily-sync-2-gate');
 
   // The ERP refuses the next customers request: step 3 will fail.
-  const erp = await demoErp(page);
-  const planned = await page.request.post(`${erp}/_outage`, {
-    data: { path: new URL(`${erp}/customers`).pathname, status: 422, requests: 1 },
-  });
-  expect(planned.status()).toBe(200);
+  await planOutage(page, 'customers', 422, 1);
 
   // The button works from the keyboard.
   await exportOrders.focus();

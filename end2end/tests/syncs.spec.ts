@@ -2,6 +2,7 @@
 // through running to succeeded live, and cancel one while it runs.
 import { expect, test, type Page } from '@playwright/test';
 import { mkdirSync } from 'node:fs';
+import { planOutage } from './demo';
 
 const shots = 'screenshots';
 mkdirSync(shots, { recursive: true });
@@ -47,11 +48,7 @@ test('a running sync can be cancelled from its row', async ({ page }) => {
   const row = page.locator('tr[data-type="orders"]');
   // The demo ERP answers the next orders requests 503 (retried after 1 s each), so the pull runs
   // long enough to be cancelled even when it has little to fetch.
-  const erp = (await (await page.request.get('/api/info')).json()).demo_erp as string;
-  const planned = await page.request.post(`${erp}/_outage`, {
-    data: { path: new URL(`${erp}/orders`).pathname, status: 503, requests: 5 },
-  });
-  expect(planned.status()).toBe(200);
+  await planOutage(page, 'orders', 503, 5);
   await row.getByRole('button', { name: 'Run now' }).click();
   await expect(row).toHaveAttribute('data-state', 'running');
   await row.getByRole('button', { name: 'Cancel' }).click();
