@@ -51,3 +51,30 @@ test('filter, search, details and retry of a cancelled job', async ({ page, requ
   await expect(log).toContainText('page 1 (GET http://127.0.0.1:');
   await page.screenshot({ path: `${shots}/tasks-log.png`, fullPage: true });
 });
+
+test('a job that changed before the live connection opened is shown as it is', async ({ page, request }) => {
+  // Hold the event stream until the change below is made: the page's read is older than it, and
+  // the stream has nothing to resume from.
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  await page.route(
+    (url) => url.pathname === '/api/events',
+    async (route) => {
+      await held;
+      await route.continue();
+    },
+  );
+  await page.goto('/tasks');
+  await expect(page.getByRole('heading', { level: 1, name: 'Tasks' })).toBeVisible();
+  await expect(page.locator('.live-status')).toHaveAttribute('data-connection', 'connecting');
+
+  const started = await (await request.post('/api/sync/ddt', { data: { triggered_by: 'late' } })).json();
+  await request.post(`/api/jobs/${started.job_id}/cancel`);
+  await expect
+    .poll(async () => (await (await request.get(`/api/jobs/${started.job_id}`)).json()).state)
+    .toBe('cancelled');
+  release();
+
+  await expect(page.locator('.live-status')).toHaveAttribute('data-connection', 'live');
+  await expect(page.locator(`li.job[data-job="${started.job_id}"]`)).toHaveAttribute('data-state', 'cancelled');
+});

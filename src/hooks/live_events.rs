@@ -4,8 +4,10 @@
 //! sends `Last-Event-ID`, so the server replays what was missed. When SSE keeps failing (three
 //! errors without a successful open, or the server refuses the stream) the hook closes it and polls
 //! `/api/events/poll` every 3 s instead, and tries SSE again every 30 s. Events are deduplicated by
-//! id, so a switch between the two never shows one twice. On the server it is inert: the page is
-//! rendered with `Connecting` and no events, and hydration takes over.
+//! id, so a switch between the two never shows one twice. A stream or a poll that starts without a
+//! resume point (the first, or a reconnect before any event came) cannot replay what happened
+//! since the page read its state, so it counts as a resync and the pages read again. On the server
+//! it is inert: the page is rendered with `Connecting` and no events, and hydration takes over.
 
 use leptos::prelude::*;
 
@@ -43,8 +45,8 @@ pub struct LiveEvents {
     pub connection: ReadSignal<Connection>,
     /// The newest events, newest first (at most 50).
     pub recent: ReadSignal<Vec<LiveEvent>>,
-    /// Counts the times the server said this page's view is stale; pages that hold server state
-    /// track it and refetch.
+    /// Counts the times this page's view may be stale (the server said so, or a stream opened
+    /// with nothing to resume from); pages that hold server state track it and refetch.
     pub resyncs: ReadSignal<u32>,
 }
 
@@ -198,6 +200,11 @@ mod browser {
                 client.failures.set(0);
                 client.stop_polling();
                 client.sinks.connection.set(Connection::Live);
+                // Opened with nothing to resume from: whatever changed between the page's read
+                // and this subscription is not coming, so the page reads again.
+                if client.last_id.get().is_none() {
+                    client.resync();
+                }
             });
             let _ =
                 source.add_event_listener_with_callback("open", on_open.as_ref().unchecked_ref());
@@ -290,7 +297,8 @@ mod browser {
             }
             let client = Rc::clone(this);
             leptos::task::spawn_local(async move {
-                let result = fetch_page(client.last_id.get()).await;
+                let after = client.last_id.get();
+                let result = fetch_page(after).await;
                 client.poll_in_flight.set(false);
                 if client.poller.borrow().is_none() {
                     return; // SSE came back while this poll was in flight
@@ -298,7 +306,8 @@ mod browser {
                 match result {
                     Ok(page) => {
                         client.sinks.connection.set(Connection::Polling);
-                        if page.resync {
+                        // Without a resume point, as for a stream that opens without one.
+                        if page.resync || after.is_none() {
                             client.resync();
                         }
                         if page.events.is_empty()
