@@ -323,3 +323,59 @@ async fn a_database_password_never_reaches_the_log() {
         "the URL is shown, redacted: {log}"
     );
 }
+
+#[test]
+fn a_missing_ca_file_stops_start_up_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("baton.toml");
+    std::fs::write(
+        &file,
+        "[connections.erp]\nbase_url = \"https://erp.example.com/api\"\n\
+         tls = { ca_file = \"/nonexistent/ca.pem\" }\n",
+    )
+    .unwrap();
+    let output = baton()
+        .env("BATON_CONFIG", &file)
+        .env("BATON_DATA_DIR", dir.path())
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("connections.erp.tls.ca_file") && stderr.contains("/nonexistent/ca.pem"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn insecure_tls_is_logged_at_every_start_and_reported_by_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("baton.toml");
+    std::fs::write(
+        &file,
+        "[connections.erp]\nbase_url = \"https://erp.example.com/api\"\n\
+         tls = { insecure = true }\n",
+    )
+    .unwrap();
+    for _ in 0..2 {
+        let mut served = spawn_serve(&[
+            ("BATON_CONFIG", file.display().to_string()),
+            ("BATON_DATA_DIR", dir.path().display().to_string()),
+        ]);
+        let log = served.log.join("\n");
+        assert!(
+            log.contains("TLS certificate verification is OFF for connection `erp`"),
+            "{log}"
+        );
+        let info: serde_json::Value = reqwest::get(format!("http://{}/api/info", served.addr))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(info["insecure_tls"], serde_json::json!(["erp"]));
+        signal(&served.child, libc::SIGTERM);
+        assert!(wait(&mut served.child).success());
+    }
+}

@@ -147,6 +147,8 @@ pub async fn get_job_logs(id: String) -> Result<Vec<JobLogLine>, ServerFnError> 
 pub struct ServerInfo {
     /// The demo ERP's base URL when this server runs in demo mode.
     pub demo_erp: Option<String>,
+    /// Connections that accept any server certificate (`tls.insecure = true`).
+    pub insecure_tls: Vec<String>,
 }
 
 /// Whether this server runs in demo mode, and where its demo ERP is.
@@ -155,6 +157,7 @@ pub async fn get_server_info() -> Result<ServerInfo, ServerFnError> {
     let state = crate::server::state::app_state()?;
     Ok(ServerInfo {
         demo_erp: state.demo_erp.map(|addr| format!("http://{addr}/api")),
+        insecure_tls: state.insecure_tls.clone(),
     })
 }
 

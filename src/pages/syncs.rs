@@ -39,8 +39,28 @@ pub fn SyncsPage() -> impl IntoView {
         failed(run.value().get()).or_else(|| failed(cancel.value().get()))
     };
 
+    let info = Resource::new(|| (), |_| crate::api::get_server_info());
     view! {
         <PageHeader title="Syncs" purpose="The sync types Baton runs, what runs now, what waits, and how their last runs went."/>
+        <Suspense fallback=|| ()>
+            {move || {
+                info.get()
+                    .and_then(Result::ok)
+                    .filter(|i| !i.insecure_tls.is_empty())
+                    .map(|i| view! {
+                        <p class="notice notice-error" role="alert" data-testid="insecure-tls">
+                            <strong>"TLS verification is off"</strong>
+                            {format!(
+                                " for {}: Baton accepts any certificate from {}, so anyone on the \
+                                 way can read and change what is synced. Set tls.ca_file instead \
+                                 of tls.insecure in baton.toml.",
+                                i.insecure_tls.iter().map(|n| format!("[connections.{n}]")).collect::<Vec<_>>().join(", "),
+                                if i.insecure_tls.len() == 1 { "that server" } else { "those servers" },
+                            )}
+                        </p>
+                    })
+            }}
+        </Suspense>
         <Show when=move || error().is_some()>
             <p class="notice notice-error" role="alert">{move || error().unwrap_or_default()}</p>
         </Show>

@@ -118,12 +118,14 @@ async fn list_changes(
     ))
 }
 
-/// `GET /api/info` → `{version, demo_erp}`: what this server is; `demo_erp` is the demo ERP's
-/// base URL in demo mode, else null.
+/// `GET /api/info` → `{version, demo_erp, insecure_tls}`: what this server is; `demo_erp` is the
+/// demo ERP's base URL in demo mode, else null; `insecure_tls` names the connections that do not
+/// verify certificates.
 async fn info(State(state): State<AppState>) -> Json<serde_json::Value> {
     Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
         "demo_erp": state.demo_erp.map(|addr| format!("http://{addr}/api")),
+        "insecure_tls": state.insecure_tls,
     }))
 }
 

@@ -80,6 +80,18 @@ impl Application {
         };
         let demo_base = demo_erp.map(|addr| format!("http://{addr}/api"));
         let task_env = config.task_env(demo_base.as_deref(), &|name| std::env::var(name).ok())?;
+        let insecure_tls: Vec<String> = task_env
+            .connections
+            .values()
+            .filter(|c| c.insecure())
+            .map(|c| c.name().to_string())
+            .collect();
+        for name in &insecure_tls {
+            tracing::warn!(
+                connection = %name,
+                "TLS certificate verification is OFF for connection `{name}` (tls.insecure = true):                  anyone between Baton and that server can read and change what is synced; set                  tls.ca_file instead"
+            );
+        }
         let events = EventBus::new(config.event_buffer);
         let engine = Engine::new(
             store.clone(),
@@ -103,6 +115,7 @@ impl Application {
             status,
             workflows,
             demo_erp,
+            insecure_tls,
             events,
             engine,
             config: Arc::new(config),

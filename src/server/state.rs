@@ -29,6 +29,8 @@ pub struct AppState {
     pub workflows: super::workflows::Workflows,
     /// Where the in-process demo ERP listens, in demo mode.
     pub demo_erp: Option<std::net::SocketAddr>,
+    /// The connections that accept any server certificate (`tls.insecure`), shown as a warning.
+    pub insecure_tls: Vec<String>,
     /// The root token: cancelled once, on SIGINT/SIGTERM, and everything that runs stops.
     pub shutdown: CancellationToken,
 }

@@ -288,3 +288,74 @@ impl SseReader {
         }
     }
 }
+
+/// Engine settings for tests: short leases and polls, so a test never waits long.
+pub fn engine_settings() -> baton::server::engine::EngineSettings {
+    baton::server::engine::EngineSettings {
+        workers: 2,
+        lease_ttl: Duration::from_secs(2),
+        lease_renew: Duration::from_millis(500),
+        poll_interval: Duration::from_millis(50),
+        retention_interval: Duration::from_secs(3600),
+        cancel_grace: Duration::from_millis(500),
+        progress_interval: Duration::from_millis(100),
+    }
+}
+
+/// An engine over `store` running `types` with [`engine_settings`], started; stop it with the
+/// returned token.
+pub fn start_engine(
+    store: &Store,
+    types: Vec<baton::server::engine::types::SyncType>,
+) -> (
+    baton::server::engine::Engine,
+    baton::server::events::EventBus,
+    tokio_util::sync::CancellationToken,
+) {
+    let events = baton::server::events::EventBus::new(4096);
+    let engine = baton::server::engine::Engine::new(
+        store.clone(),
+        events.clone(),
+        uuid::Uuid::now_v7(),
+        engine_settings(),
+        types,
+    );
+    let stop = tokio_util::sync::CancellationToken::new();
+    engine.start(stop.clone(), Duration::from_secs(5));
+    (engine, events, stop)
+}
+
+/// A request from a person called "tester".
+pub fn tester() -> baton::server::engine::Request {
+    baton::server::engine::Request {
+        source: baton::model::JobSource::Manual,
+        triggered_by: Some("tester".into()),
+        session_id: None,
+    }
+}
+
+/// Waits (up to 60 s) until job `id` has ended, and returns it.
+pub async fn job_finished(engine: &baton::server::engine::Engine, id: &str) -> baton::model::Job {
+    let id: uuid::Uuid = id.parse().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let job = engine.job(id).await.unwrap();
+        if job.state.is_terminal() {
+            return job;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never finished: {job:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Requests a run of `sync_type` and waits until it has ended.
+pub async fn run_sync(
+    engine: &baton::server::engine::Engine,
+    sync_type: &str,
+) -> baton::model::Job {
+    let (job, _) = engine.request_sync(sync_type, tester()).await.unwrap();
+    job_finished(engine, &job.id).await
+}

@@ -1,5 +1,10 @@
 //! Named HTTP connections (`[connections.<name>]`): a base URL, an optional auth header whose
-//! value comes from an environment variable, a timeout and how often a request is retried.
+//! value comes from an environment variable, TLS settings, a proxy, a timeout and how often a
+//! request is retried.
+//!
+//! Requests speak HTTP/2 where the server offers it (ALPN) and HTTP/1.1 otherwise. Proxies come
+//! from `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` as other programs read them, or
+//! from the connection's own `proxy` (which `NO_PROXY` still exempts hosts from).
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -10,6 +15,7 @@ use reqwest::{
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use super::tls::{self, TlsConfig};
 use crate::server::engine::task::{TaskContext, TaskError};
 
 /// One `[connections.<name>]` table.
@@ -32,6 +38,17 @@ pub struct ConnectionConfig {
     /// (retryably) instead.
     #[serde(default = "default_max_retry_after", with = "humantime_serde")]
     pub max_retry_after: Duration,
+    /// Which certificates to trust and which to show (`tls = { ca_file = "…" }`).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub tls: TlsConfig,
+    /// A proxy for this connection's requests (`http://host:3128`, `https://…`,
+    /// `socks5://…` not included); unset: `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY` apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<String>,
+}
+
+fn is_default(tls: &TlsConfig) -> bool {
+    *tls == TlsConfig::default()
 }
 
 /// `auth = { env = "ERP_TOKEN" }`: sends `Authorization: Bearer <$ERP_TOKEN>`.
@@ -73,6 +90,8 @@ impl ConnectionConfig {
             timeout: default_timeout(),
             retries: default_retries(),
             max_retry_after: default_max_retry_after(),
+            tls: TlsConfig::default(),
+            proxy: None,
         }
     }
 }
@@ -87,6 +106,7 @@ pub struct Connection {
     secret: Option<String>,
     retries: u32,
     max_retry_after: Duration,
+    tls: TlsConfig,
     /// First pause between retries of one request (doubles each time).
     pub backoff: Duration,
 }
@@ -143,13 +163,19 @@ impl Connection {
                 (Some((header, value)), Some(secret))
             }
         };
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
             .timeout(config.timeout)
             .connect_timeout(config.timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("baton/", env!("CARGO_PKG_VERSION")))
             // A redirect could carry a custom auth header to another host, or turn a refused
             // POST into a 200 login page; it is an error to fix in base_url instead.
-            .redirect(reqwest::redirect::Policy::none())
+            .redirect(reqwest::redirect::Policy::none());
+        builder = config.tls.apply(name, builder)?;
+        if let Some(proxy) = &config.proxy {
+            builder = builder.proxy(proxy_of(name, proxy)?);
+        }
+        let client = builder
             .build()
             .map_err(|e| format!("connections.{name}: cannot build an HTTP client ({e})"))?;
         Ok(Self {
@@ -160,6 +186,7 @@ impl Connection {
             secret,
             retries: config.retries,
             max_retry_after: config.max_retry_after,
+            tls: config.tls.clone(),
             backoff: Duration::from_millis(500),
         })
     }
@@ -167,6 +194,11 @@ impl Connection {
     /// The connection's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Whether this connection accepts any server certificate (`tls.insecure`).
+    pub fn insecure(&self) -> bool {
+        self.tls.insecure
     }
 
     /// `path` (with its query) under the base URL.
@@ -240,14 +272,20 @@ impl Connection {
                     }
                     (problem, retry_after)
                 }
-                Err(err) if err.is_timeout() => (
-                    format!("{method} {shown}: no answer within the connection's timeout"),
-                    None,
-                ),
-                Err(err) => (
-                    format!("{method} {shown}: {}", self.scrub(&without_url(&err))),
-                    None,
-                ),
+                Err(err) => match tls::explain(&err, &self.name, &self.tls) {
+                    // A certificate problem stays a problem however often it is tried.
+                    Some(said) => {
+                        return Err(TaskError::Fatal(format!("{method} {shown}: {said}")))
+                    }
+                    None if err.is_timeout() => (
+                        format!("{method} {shown}: no answer within the connection's timeout"),
+                        None,
+                    ),
+                    None => (
+                        format!("{method} {shown}: {}", self.scrub(&without_url(&err))),
+                        None,
+                    ),
+                },
             };
             if tries > self.retries {
                 return Err(TaskError::Retryable(problem));
@@ -276,6 +314,20 @@ impl Connection {
             }
         }
     }
+}
+
+/// The connection's own proxy, checked; `NO_PROXY` still exempts hosts from it.
+fn proxy_of(name: &str, proxy: &str) -> Result<reqwest::Proxy, String> {
+    let key = format!("connections.{name}.proxy");
+    let url = Url::parse(proxy).map_err(|e| format!("{key}: not a URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "{key}: must start with http:// or https:// (the proxy's own address)"
+        ));
+    }
+    reqwest::Proxy::all(url)
+        .map(|p| p.no_proxy(reqwest::NoProxy::from_env()))
+        .map_err(|e| format!("{key}: {e}"))
 }
 
 /// A URL as it may appear in logs and errors: without user name or password.

@@ -6,11 +6,13 @@
 //! - [`export`]: `export`, ready records to the ERP (HTTP) or to CSV files in an outbox;
 //! - [`validate`]: `validate`, checks across the synced entities (the daily sync's step 4).
 //!
-//! HTTP connectors share named connections ([`http`]) from `[connections.<name>]`.
+//! HTTP connectors share named connections ([`http`]) from `[connections.<name>]`, with TLS
+//! settings and certificate errors in words ([`tls`]).
 
 pub mod call;
 pub mod command;
 pub mod export;
 pub mod http;
 pub mod pull;
+pub mod tls;
 pub mod validate;
