@@ -14,12 +14,12 @@ mod server {
 
     use crate::{
         model::JobSource,
-        server::engine::{EngineError, Request},
+        server::engine::{EngineError, Origin},
     };
 
     /// What a person at the dashboard asked for.
-    pub fn dashboard() -> Request {
-        Request {
+    pub fn dashboard() -> Origin {
+        Origin {
             source: JobSource::Manual,
             triggered_by: Some("dashboard".into()),
             session_id: None,
@@ -43,7 +43,7 @@ mod server {
         match err {
             WorkflowError::Engine(engine) => shown(engine),
             WorkflowError::Store(cause)
-            | WorkflowError::Status(crate::server::status::StatusError::Store(cause)) => {
+            | WorkflowError::Status(crate::server::workflows::status::StatusError::Store(cause)) => {
                 tracing::error!(error = %cause, "server function failed");
                 ServerFnError::new("something went wrong on the server; the details are in its log")
             }

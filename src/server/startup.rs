@@ -12,12 +12,12 @@ use super::{
     demo_erp::{DemoErp, DemoErpSettings},
     engine::Engine,
     events::EventBus,
+    http,
     instance::{HeartbeatService, Instance},
-    routes,
     state::AppState,
-    status::StatusService,
     store::Store,
-    workflows::{built_in_workflows, Workflows},
+    workflows::status::StatusService,
+    workflows::{defs::built_in_workflows, Workflows},
 };
 
 /// A server that is bound to its port and has a migrated database, not yet serving.
@@ -170,7 +170,7 @@ impl Application {
         );
 
         tracing::info!("listening on http://{addr}");
-        let server = axum::serve(listener, routes::router(state.clone()))
+        let server = axum::serve(listener, http::router(state.clone()))
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .into_future();
         let drain_limit = state.config.shutdown_timeout;

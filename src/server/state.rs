@@ -24,7 +24,7 @@ pub struct AppState {
     /// Who this process is.
     pub instance: Arc<Instance>,
     /// The status table's writer and reader.
-    pub status: super::status::StatusService,
+    pub status: super::workflows::status::StatusService,
     /// Workflow sessions: start, read, gates, retries.
     pub workflows: super::workflows::Workflows,
     /// Where the in-process demo ERP listens, in demo mode.

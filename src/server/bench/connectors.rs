@@ -8,14 +8,17 @@ use std::{sync::Arc, time::Duration};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{engine::BenchDb, median_f64, BenchArgs};
+use super::{
+    engine::BenchDb,
+    measure::{median_f64, BenchArgs},
+};
 use crate::server::{
     connectors::{
         http::{Connection, ConnectionConfig},
         pull::{HttpPullConfig, HttpPullTask},
     },
     demo_erp::{DemoErp, DemoErpSettings},
-    engine::{types::SyncType, Engine, EngineSettings, Request},
+    engine::{types::SyncType, Engine, EngineSettings, Origin},
     events::EventBus,
 };
 
@@ -79,7 +82,7 @@ async fn pull(backend: &str, args: &BenchArgs, base: &str, progress: bool) -> an
     let stop = CancellationToken::new();
     let handle = engine.start(stop.clone(), Duration::from_secs(10));
     let started = std::time::Instant::now();
-    let (job, _) = engine.request_sync("customers", Request::api(None)).await?;
+    let (job, _) = engine.request_sync("customers", Origin::api(None)).await?;
     let id: Uuid = job.id.parse()?;
     let job = loop {
         let job = engine.job(id).await?;

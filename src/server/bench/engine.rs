@@ -20,18 +20,19 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{median_f64, BenchArgs};
+use super::measure::{median_f64, BenchArgs};
 use crate::{
     model::{EventKind, JobSource},
     server::{
-        config::{Config, DatabaseTarget},
+        config::Config,
         engine::{
             task::{NoopTask, RecordsTask, SyncTask, TaskContext, TaskError, TaskOutput},
             types::SyncType,
-            Engine, EngineSettings, Request,
+            Engine, EngineSettings, Origin,
         },
         events::EventBus,
         startup::Application,
+        store::DatabaseTarget,
         store::{NewJob, Store},
     },
 };
@@ -223,7 +224,7 @@ async fn sustain(backend: &str, args: &BenchArgs) -> anyhow::Result<f64> {
         let engine = engine.clone();
         tasks.push(tokio::spawn(async move {
             for _ in 0..per_producer {
-                engine.enqueue("noop", None, Request::api(None)).await?;
+                engine.enqueue("noop", None, Origin::api(None)).await?;
             }
             anyhow::Ok(())
         }));
@@ -313,7 +314,7 @@ async fn progress_cost(args: &BenchArgs) -> anyhow::Result<()> {
             let handle = engine.start(stop.clone(), Duration::from_secs(10));
             let started = std::time::Instant::now();
             engine
-                .enqueue("records", Some(input.clone()), Request::api(None))
+                .enqueue("records", Some(input.clone()), Origin::api(None))
                 .await?;
             completions(live, 1).await?;
             let seconds = started.elapsed().as_secs_f64();
@@ -382,7 +383,7 @@ async fn sse_latency(args: &BenchArgs) -> anyhow::Result<()> {
         let mut body = response.bytes_stream();
         state
             .engine
-            .enqueue("stamped", None, Request::api(None))
+            .enqueue("stamped", None, Origin::api(None))
             .await?;
         let mut buffer = String::new();
         let mut samples = Vec::new();
@@ -393,8 +394,8 @@ async fn sse_latency(args: &BenchArgs) -> anyhow::Result<()> {
                 .context("the SSE stream ended")??;
             let received = Utc::now().timestamp_micros();
             buffer.push_str(&String::from_utf8_lossy(&chunk));
-            for event in super::take_events(&mut buffer, "job-progress") {
-                if let Some(sent) = super::stamped(&event) {
+            for event in super::measure::take_events(&mut buffer, "job-progress") {
+                if let Some(sent) = super::measure::stamped(&event) {
                     samples.push((received - sent) as f64);
                 }
             }

@@ -18,7 +18,7 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::{median_f64, BenchArgs, ServerUnderTest};
+use super::measure::{median_f64, BenchArgs, ServerUnderTest};
 use crate::{
     model::{JobSource, StepStatus},
     server::{config::Config, startup::Application, store::NewSession},
@@ -138,8 +138,8 @@ async fn write_to_sse(clients: usize, writes: usize) -> anyhow::Result<(f64, f64
             while let Some(Ok(chunk)) = body.next().await {
                 let received = Utc::now().timestamp_micros();
                 buffer.push_str(&String::from_utf8_lossy(&chunk));
-                for event in super::take_events(&mut buffer, "step-status") {
-                    if let Some(sent) = super::stamped(&event) {
+                for event in super::measure::take_events(&mut buffer, "step-status") {
+                    if let Some(sent) = super::measure::stamped(&event) {
                         let _ = tx.send((received - sent) as f64);
                     }
                 }

@@ -59,6 +59,28 @@ pub enum ExportTarget {
     Csv { dir: PathBuf, columns: Vec<String> },
 }
 
+/// A top-level JSON field name as the `only` filter takes it.
+fn valid_field(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+impl ExportConfig {
+    /// Refuses what cannot work, naming the key under `at` (e.g. `sync_types.x.task`).
+    pub fn check(&self, at: &str) -> Result<(), String> {
+        if let Some(only) = &self.only {
+            if !valid_field(&only.field) {
+                return Err(format!(
+                    "{at}.only.field: `{}` must be a plain field name (letters, digits, `_`)",
+                    only.field
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 fn default_batch() -> u32 {
     500
 }

@@ -94,6 +94,28 @@ impl HttpPullConfig {
         }
     }
 
+    /// Refuses what cannot work, naming the key under `at` (e.g. `sync_types.x.task`).
+    pub fn check(&self, at: &str) -> Result<(), String> {
+        for (key, pointer) in [("records", &self.records), ("total", &self.total)] {
+            if !pointer.is_empty() && !pointer.starts_with('/') {
+                return Err(format!(
+                    "{at}.{key}: `{pointer}` must be a JSON pointer such as \"/{pointer}\" (or \"\" \
+                     for the whole response)"
+                ));
+            }
+        }
+        let size = match &self.paging {
+            Paging::Page { size, .. }
+            | Paging::Offset { size, .. }
+            | Paging::Cursor { size, .. } => *size,
+            Paging::None => 1,
+        };
+        if size == 0 {
+            return Err(format!("{at}.paging.size: must be at least 1"));
+        }
+        Ok(())
+    }
+
     /// The same pull, `size` records per page (page paging).
     pub fn pages_of(self, size: u32) -> Self {
         Self {

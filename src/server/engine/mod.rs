@@ -1,20 +1,20 @@
 //! The job engine: sync types, the durable priority queue, the global mutex, workers, leases,
 //! cancellation, preemption, retries and retention.
 //!
-//! - [`lifecycle`]: every move a job can make, as one pure function.
-//! - [`retry`]: attempts and backoff.
 //! - [`types`]: what can be requested, and which task does it.
 //! - [`task`]: the `SyncTask` trait and the built-in tasks.
-//! - [`worker`]: the loops that claim and run jobs, renew leases, rescue and prune.
+//! - `dispatch`, `finish`, `leases`, `maintenance`: the loops (claim and run; write the ends of
+//!   attempts in batches; renew, pass on remote cancels, rescue; prune and count).
 //!
 //! [`Engine`] is the one interface handlers (and later server functions, the scheduler and
 //! workflows) call; no logic lives in handlers.
 
-pub mod lifecycle;
-pub mod retry;
+mod dispatch;
+mod finish;
+mod leases;
+mod maintenance;
 pub mod task;
 pub mod types;
-mod worker;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -30,12 +30,11 @@ use tokio::sync::Notify;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use uuid::Uuid;
 
-use self::{
-    lifecycle::{apply, Transition},
-    types::SyncType,
-};
+use self::types::SyncType;
 use super::{
     events::EventBus,
+    lifecycle::Lifecycle,
+    lifecycle::{apply, Transition},
     store::{JobFilter, JobRow, NewJob, Outcome, Store, StoreError},
 };
 use crate::model::{Job, JobSource, JobState, SyncState, SyncStatus, TypeStatus};
@@ -100,7 +99,7 @@ pub enum EngineError {
 
 /// Who asks for a job, and on whose behalf.
 #[derive(Clone, Debug)]
-pub struct Request {
+pub struct Origin {
     /// Where the request came from.
     pub source: JobSource,
     /// The person or client.
@@ -109,7 +108,7 @@ pub struct Request {
     pub session_id: Option<Uuid>,
 }
 
-impl Request {
+impl Origin {
     /// A request from an API client.
     pub fn api(triggered_by: Option<String>) -> Self {
         Self {
@@ -151,6 +150,15 @@ impl Running {
     }
 }
 
+/// One end of an attempt waiting for the batch writer.
+pub(super) struct FinishRequest {
+    pub(super) id: Uuid,
+    pub(super) before: Lifecycle,
+    pub(super) next: Lifecycle,
+    pub(super) outcome: Outcome,
+    pub(super) reply: tokio::sync::oneshot::Sender<Result<Option<JobRow>, StoreError>>,
+}
+
 /// The job engine of one process; cheap to clone.
 #[derive(Clone)]
 pub struct Engine {
@@ -171,9 +179,9 @@ struct Inner {
     /// The queue changed; the counts are published (coalesced).
     queue_changed: Notify,
     tasks: TaskTracker,
-    /// Ends of attempts, written in batches by one writer (see `worker::write_finishes`).
-    finishes: tokio::sync::mpsc::UnboundedSender<worker::FinishRequest>,
-    finish_queue: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<worker::FinishRequest>>>,
+    /// Ends of attempts, written in batches by one writer (see `finish::write_finishes`).
+    finishes: tokio::sync::mpsc::UnboundedSender<FinishRequest>,
+    finish_queue: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<FinishRequest>>>,
 }
 
 impl Engine {
@@ -246,7 +254,7 @@ impl Engine {
     pub async fn request_sync(
         &self,
         sync_type: &str,
-        request: Request,
+        request: Origin,
     ) -> Result<(Job, bool), EngineError> {
         let ty = self.sync_type(sync_type)?;
         enabled(&ty)?;
@@ -260,7 +268,7 @@ impl Engine {
 
     /// Requests every enabled type that belongs to a full sync (not pushed types, not exports),
     /// highest priority first.
-    pub async fn request_full(&self, request: Request) -> Result<Vec<Job>, EngineError> {
+    pub async fn request_full(&self, request: Origin) -> Result<Vec<Job>, EngineError> {
         let mut jobs = Vec::new();
         for ty in self.types() {
             if ty.enabled && ty.in_full && !ty.takes_records {
@@ -277,7 +285,7 @@ impl Engine {
         &self,
         sync_type: &str,
         records: Option<&str>,
-        request: Request,
+        request: Origin,
     ) -> Result<(Job, bool), EngineError> {
         let Some(records) = records else {
             return self.request_sync(sync_type, request).await;
@@ -301,7 +309,7 @@ impl Engine {
         &self,
         sync_type: &str,
         input: Option<String>,
-        request: Request,
+        request: Origin,
     ) -> Result<Job, EngineError> {
         let ty = self.sync_type(sync_type)?;
         let (job, _) = self.queue_job(&ty, &request, None, input, false).await?;
@@ -313,7 +321,7 @@ impl Engine {
     async fn queue_job(
         &self,
         ty: &SyncType,
-        request: &Request,
+        request: &Origin,
         retry_of: Option<Uuid>,
         input: Option<String>,
         dedupe: bool,
@@ -441,7 +449,7 @@ impl Engine {
 
     /// Retries a failed or cancelled job as a new job linked to it (`retry_of`); history keeps
     /// both.
-    pub async fn retry(&self, id: Uuid, request: Request) -> Result<Job, EngineError> {
+    pub async fn retry(&self, id: Uuid, request: Origin) -> Result<Job, EngineError> {
         let old = self.row(id).await?;
         let state = old.job_state();
         if !matches!(state, JobState::Failed | JobState::Cancelled) {
@@ -452,7 +460,7 @@ impl Engine {
         }
         let ty = self.sync_type(&old.sync_type)?;
         let input = self.inner.store.job_input(id).await?;
-        let request = Request {
+        let request = Origin {
             session_id: request.session_id.or(old.session_id),
             ..request
         };
@@ -544,4 +552,9 @@ fn enabled(ty: &SyncType) -> Result<(), EngineError> {
             ty.name
         )))
     }
+}
+
+/// A std duration as chrono's (saturating).
+pub(super) fn chrono(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }

@@ -1,9 +1,5 @@
-//! The `jobs` table (and `records`, where the built-in `records` task writes).
-//!
-//! Every state change is a compare-and-set: [`Store::write_transition`] updates a row only if its
-//! state, attempt, lease owner and cancel request are still what the engine read, and says whether
-//! it did. Claiming is the one set-based write (many rows at once, per-database SQL); it does what
-//! `lifecycle::Transition::Claim` does, and a test checks that the two agree.
+//! The `jobs` table: what a job is, inserting and reading jobs, the queue, the status view's
+//! facts and retention. Lease and compare-and-set writes are in `leases.rs`.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -13,7 +9,7 @@ use super::{Store, StoreError};
 use crate::{
     model::{Job, JobSource, JobState, QueueCounts},
     on_pool,
-    server::engine::lifecycle::{Lease, Lifecycle},
+    server::lifecycle::{Lease, Lifecycle},
 };
 
 /// A row of `jobs`, as stored.
@@ -48,15 +44,6 @@ pub struct JobRow {
     pub lease_expires_at: Option<DateTime<Utc>>,
     pub cancel_requested_at: Option<DateTime<Utc>>,
     pub yield_requested_at: Option<DateTime<Utc>>,
-}
-
-/// One compare-and-set write: the job, what the engine read, what it should become.
-#[derive(Clone, Copy, Debug)]
-pub struct Transition<'a> {
-    pub id: Uuid,
-    pub before: &'a Lifecycle,
-    pub next: &'a Lifecycle,
-    pub outcome: &'a Outcome,
 }
 
 /// What a new job starts with.
@@ -104,24 +91,6 @@ pub struct JobFilter {
     pub limit: u32,
 }
 
-/// What lease renewal learns about one of the process's running jobs.
-#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
-pub struct Renewed {
-    pub id: Uuid,
-    pub attempt: i64,
-    pub cancel_requested_at: Option<DateTime<Utc>>,
-    pub yield_requested_at: Option<DateTime<Utc>>,
-}
-
-/// Which jobs a claim may take.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ClaimScope {
-    /// May take one exclusive job (the mutex admits one).
-    pub exclusive: bool,
-    /// How many non-exclusive jobs it may take.
-    pub shared: u32,
-}
-
 /// Per-type facts the status view is built from.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct TypeFacts {
@@ -138,7 +107,7 @@ pub(super) const JOB_COLUMNS: &str =
      session_id, retry_of, checkpoint, dedupe_key, created_at, started_at, finished_at, \
      heartbeat_at, lease_owner, lease_expires_at, cancel_requested_at, yield_requested_at";
 
-fn is_unique_violation(err: &sqlx::Error) -> bool {
+pub(super) fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
@@ -336,278 +305,6 @@ impl Store {
         }))
     }
 
-    /// Claims due pending jobs for `owner`: at most one exclusive job (if `scope.exclusive` and no
-    /// exclusive job runs anywhere) and up to `scope.shared` non-exclusive ones, each highest
-    /// priority first, then oldest. The two kinds fill different slots (the one global mutex, and
-    /// this process's workers), so they are picked side by side in one statement. The partial
-    /// unique index `jobs_one_exclusive_running` refuses a second running exclusive job even when
-    /// two processes race; the loser of such a race claims only non-exclusive jobs.
-    pub async fn claim_jobs(
-        &self,
-        owner: Uuid,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        scope: ClaimScope,
-    ) -> Result<Vec<JobRow>, StoreError> {
-        match self.claim_once(owner, now, lease_until, scope).await {
-            // Another process took the mutex between our check and our write.
-            Err(err) if is_unique_violation(&err) => {
-                let shared_only = ClaimScope {
-                    exclusive: false,
-                    ..scope
-                };
-                match self.claim_once(owner, now, lease_until, shared_only).await {
-                    Err(err) if is_unique_violation(&err) => Ok(Vec::new()),
-                    other => Ok(other?),
-                }
-            }
-            other => Ok(other?),
-        }
-    }
-
-    async fn claim_once(
-        &self,
-        owner: Uuid,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        scope: ClaimScope,
-    ) -> Result<Vec<JobRow>, sqlx::Error> {
-        if !scope.exclusive && scope.shared == 0 {
-            return Ok(Vec::new());
-        }
-        let set = "state = 'running', attempt = attempt + 1, lease_owner = $1, \
-                   lease_expires_at = $2, started_at = $3, heartbeat_at = $3, dedupe_key = null";
-        let mut rows = match self {
-            Store::Sqlite(pools) => {
-                let sql = format!(
-                    "update jobs set {set} where id in ( \
-                       select id from (select id from jobs \
-                         where state = 'pending' and run_at <= $3 and exclusive = 1 and $4 \
-                         and not exists (select 1 from jobs r where r.state = 'running' and r.exclusive = 1) \
-                         order by priority desc, id limit 1) \
-                       union all \
-                       select id from (select id from jobs \
-                         where state = 'pending' and run_at <= $3 and exclusive = 0 \
-                         order by priority desc, id limit $5)) \
-                     returning {JOB_COLUMNS}"
-                );
-                sqlx::query_as::<_, JobRow>(&sql)
-                    .bind(owner)
-                    .bind(lease_until)
-                    .bind(now)
-                    .bind(scope.exclusive)
-                    .bind(i64::from(scope.shared))
-                    .fetch_all(&pools.write)
-                    .await?
-            }
-            Store::Postgres(pool) => {
-                let sql = format!(
-                    "with ex as (select id from jobs \
-                       where state = 'pending' and run_at <= $3 and exclusive and $4 \
-                       and not exists (select 1 from jobs r where r.state = 'running' and r.exclusive) \
-                       order by priority desc, id limit 1 for update skip locked), \
-                     sh as (select id from jobs \
-                       where state = 'pending' and run_at <= $3 and not exclusive \
-                       order by priority desc, id limit $5 for update skip locked), \
-                     next as (select id from ex union all select id from sh) \
-                     update jobs set {set} from next where jobs.id = next.id \
-                     returning {}",
-                    JOB_COLUMNS
-                        .split(", ")
-                        .map(|c| format!("jobs.{c}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-                sqlx::query_as::<_, JobRow>(&sql)
-                    .bind(owner)
-                    .bind(lease_until)
-                    .bind(now)
-                    .bind(scope.exclusive)
-                    .bind(i64::from(scope.shared))
-                    .fetch_all(pool)
-                    .await?
-            }
-        };
-        rows.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.id.cmp(&b.id)));
-        Ok(rows)
-    }
-
-    /// Writes `next` over a row that must still be as `before` says (state, attempt, lease owner,
-    /// whether a cancel was requested). Returns the new row, or `None` when the row had moved on.
-    pub async fn write_transition(
-        &self,
-        id: Uuid,
-        before: &Lifecycle,
-        next: &Lifecycle,
-        outcome: &Outcome,
-    ) -> Result<Option<JobRow>, StoreError> {
-        let mut rows = self
-            .write_transitions(&[Transition {
-                id,
-                before,
-                next,
-                outcome,
-            }])
-            .await?;
-        Ok(rows.pop().flatten())
-    }
-
-    /// [`Store::write_transition`] for many jobs in one transaction (the engine batches the ends
-    /// of attempts this way); one answer per transition, in order.
-    pub async fn write_transitions(
-        &self,
-        batch: &[Transition<'_>],
-    ) -> Result<Vec<Option<JobRow>>, StoreError> {
-        let sql = format!(
-            "update jobs set state = $1, attempt = $2, run_at = $3, lease_owner = $4, \
-             lease_expires_at = $5, cancel_requested_at = $6, started_at = $7, finished_at = $8, \
-             error = $9, \
-             dedupe_key = case when $1 = 'pending' then dedupe_key else null end, \
-             yield_requested_at = case when $1 = 'running' then yield_requested_at else null end, \
-             progress = coalesce($10, progress), processed = coalesce($11, processed), \
-             total = coalesce($12, total), message = coalesce($13, message), \
-             result = coalesce($14, result), warnings = coalesce($15, warnings) \
-             where id = $16 and state = $17 and attempt = $18 \
-             and (lease_owner = $19 or (lease_owner is null and $19 is null)) \
-             and (cancel_requested_at is null) = $20 \
-             returning {JOB_COLUMNS}"
-        );
-        let mut rows = Vec::with_capacity(batch.len());
-        on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            for t in batch {
-                let (next, before, outcome) = (t.next, t.before, t.outcome);
-                let progress = outcome.progress.as_ref();
-                let row = sqlx::query_as::<_, JobRow>(&sql)
-                    .bind(next.state.as_str())
-                    .bind(i64::from(next.attempt))
-                    .bind(next.run_at)
-                    .bind(next.lease.map(|l| l.owner))
-                    .bind(next.lease.map(|l| l.expires_at))
-                    .bind(next.cancel_requested_at)
-                    .bind(next.started_at)
-                    .bind(next.finished_at)
-                    .bind(&next.error)
-                    .bind(progress.map(|p| i64::from(p.progress)))
-                    .bind(progress.map(|p| p.processed as i64))
-                    .bind(progress.and_then(|p| p.total.map(|t| t as i64)))
-                    .bind(progress.and_then(|p| p.message.as_deref()))
-                    .bind(&outcome.result)
-                    .bind(&outcome.warnings)
-                    .bind(t.id)
-                    .bind(before.state.as_str())
-                    .bind(i64::from(before.attempt))
-                    .bind(before.lease.map(|l| l.owner))
-                    .bind(before.cancel_requested_at.is_none())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                rows.push(row);
-            }
-            tx.commit().await?;
-        });
-        Ok(rows)
-    }
-
-    /// Stores a running job's progress, if `owner` still holds `attempt` of it.
-    pub async fn write_progress(
-        &self,
-        id: Uuid,
-        owner: Uuid,
-        attempt: u32,
-        progress: &ProgressRow,
-    ) -> Result<bool, StoreError> {
-        let sql = "update jobs set progress = $1, processed = $2, total = $3, message = $4 \
-                   where id = $5 and state = 'running' and attempt = $6 and lease_owner = $7";
-        let done = on_pool!(self, pool => {
-            sqlx::query(sql)
-                .bind(i64::from(progress.progress))
-                .bind(progress.processed as i64)
-                .bind(progress.total.map(|t| t as i64))
-                .bind(&progress.message)
-                .bind(id)
-                .bind(i64::from(attempt))
-                .bind(owner)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        });
-        Ok(done == 1)
-    }
-
-    /// Stores a running job's checkpoint, if `owner` still holds `attempt` of it.
-    pub async fn write_checkpoint(
-        &self,
-        id: Uuid,
-        owner: Uuid,
-        attempt: u32,
-        checkpoint: &str,
-    ) -> Result<bool, StoreError> {
-        let sql = "update jobs set checkpoint = $1 \
-                   where id = $2 and state = 'running' and attempt = $3 and lease_owner = $4";
-        let done = on_pool!(self, pool => {
-            sqlx::query(sql)
-                .bind(checkpoint)
-                .bind(id)
-                .bind(i64::from(attempt))
-                .bind(owner)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        });
-        Ok(done == 1)
-    }
-
-    /// Asks the running job `id` to yield (preemption); `false` when it is not running.
-    pub async fn request_yield(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let sql = "update jobs set yield_requested_at = coalesce(yield_requested_at, $1) \
-                   where id = $2 and state = 'running'";
-        let done = on_pool!(self, pool => {
-            sqlx::query(sql).bind(now).bind(id).execute(pool).await?.rows_affected()
-        });
-        Ok(done == 1)
-    }
-
-    /// Extends the leases of the jobs in `ids` that `owner` still runs; returns them with their
-    /// cancel and yield requests, so a request made through another process reaches the task.
-    pub async fn renew_leases(
-        &self,
-        owner: Uuid,
-        ids: &[Uuid],
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-    ) -> Result<Vec<Renewed>, StoreError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        Ok(on_pool!(self, pool => {
-            let mut builder = sqlx::QueryBuilder::new("update jobs set lease_expires_at = ");
-            builder
-                .push_bind(lease_until)
-                .push(", heartbeat_at = ")
-                .push_bind(now)
-                .push(" where state = 'running' and lease_owner = ")
-                .push_bind(owner)
-                .push(" and id in (");
-            let mut list = builder.separated(", ");
-            for id in ids {
-                list.push_bind(*id);
-            }
-            builder.push(") returning id, attempt, cancel_requested_at, yield_requested_at");
-            builder.build_query_as::<Renewed>().fetch_all(pool).await?
-        }))
-    }
-
-    /// Running jobs whose lease ran out before `now`.
-    pub async fn expired_jobs(&self, now: DateTime<Utc>) -> Result<Vec<JobRow>, StoreError> {
-        let sql = format!(
-            "select {JOB_COLUMNS} from jobs where state = 'running' and lease_expires_at < $1 \
-             order by id limit 100"
-        );
-        Ok(on_pool!(read self, pool => {
-            sqlx::query_as::<_, JobRow>(&sql).bind(now).fetch_all(pool).await?
-        }))
-    }
-
     /// A page of jobs, newest first.
     pub async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<JobRow>, StoreError> {
         Ok(on_pool!(read self, pool => {
@@ -748,45 +445,5 @@ impl Store {
                 .await?
                 .rows_affected()
         }))
-    }
-
-    /// Upserts records by id in one transaction (the `records` task, one batch at a time).
-    pub async fn upsert_records(
-        &self,
-        job_id: Uuid,
-        records: &[(String, String)],
-    ) -> Result<(), StoreError> {
-        if records.is_empty() {
-            return Ok(());
-        }
-        let now = Utc::now();
-        on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            for chunk in records.chunks(1000) {
-                let mut builder =
-                    sqlx::QueryBuilder::new("insert into records (id, data, job_id, updated_at) ");
-                builder.push_values(chunk, |mut b, (id, data)| {
-                    b.push_bind(id.clone())
-                        .push_bind(data.clone())
-                        .push_bind(job_id)
-                        .push_bind(now);
-                });
-                builder.push(
-                    " on conflict (id) do update set data = excluded.data, \
-                     job_id = excluded.job_id, updated_at = excluded.updated_at",
-                );
-                builder.build().execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-        });
-        Ok(())
-    }
-
-    /// How many records are stored.
-    pub async fn count_records(&self) -> Result<u64, StoreError> {
-        let n: i64 = on_pool!(read self, pool => {
-            sqlx::query_scalar("select count(*) from records").fetch_one(pool).await?
-        });
-        Ok(n.max(0) as u64)
     }
 }

@@ -15,16 +15,19 @@
 mod entities;
 mod instances;
 mod jobs;
+mod leases;
+mod records;
 mod sessions;
+mod target;
 
 pub use sessions::{NewSession, NewStatus, SessionRow, SessionSnapshot, StepRow};
 
 pub use entities::{changed_fields, ExportRecord, ExportSelection, PulledRecord, Writer};
 
 pub use instances::InstanceRow;
-pub use jobs::{
-    ClaimScope, JobFilter, JobRow, NewJob, Outcome, ProgressRow, Renewed, Transition, TypeFacts,
-};
+pub use jobs::{JobFilter, JobRow, NewJob, Outcome, ProgressRow, TypeFacts};
+pub use leases::{ClaimScope, Renewed, TransitionWrite};
+pub use target::{redact_url, DatabaseTarget};
 
 use std::{str::FromStr, time::Duration};
 
@@ -34,8 +37,6 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
     PgPool, SqlitePool,
 };
-
-use super::config::DatabaseTarget;
 
 static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");

@@ -1,0 +1,745 @@
+//! Configuration: built-in defaults, then `baton.toml`, then `BATON_*` environment variables, then
+//! command-line flags, each overriding the one before. A bad value stops start-up with a message
+//! that names the key and where it came from.
+
+mod validate;
+
+use std::{collections::BTreeMap, fmt, net::SocketAddr, path::PathBuf, time::Duration};
+
+use figment::{
+    providers::{Env, Format, Serialized, Toml},
+    Figment,
+};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    catalog::{default_sync_types, SyncTypeConfig, TaskEnv, ERP},
+    connectors::http::{Connection, ConnectionConfig},
+    engine::{types::SyncType, EngineSettings},
+    store::{redact_url, DatabaseTarget},
+    workflows::defs::{WorkflowConfig, WorkflowDef},
+};
+
+/// The file read when neither `--config` nor `BATON_CONFIG` names one (only if it exists).
+pub const DEFAULT_CONFIG_FILE: &str = "baton.toml";
+
+/// Every key, as written in `baton.toml`; the environment variable is `BATON_` + the key in capitals.
+pub const KEYS: &[&str] = &[
+    "addr",
+    "data_dir",
+    "database_url",
+    "max_connections",
+    "log",
+    "log_format",
+    "request_timeout",
+    "body_limit",
+    "heartbeat_interval",
+    "sse_keep_alive",
+    "shutdown_timeout",
+    "event_buffer",
+    "workers",
+    "lease_ttl",
+    "lease_renew",
+    "poll_interval",
+    "retention_interval",
+    "cancel_grace",
+    "demo",
+    "demo_erp_addr",
+    "demo_erp_latency",
+    "demo_erp_failure_rate",
+    "demo_erp_records",
+    "demo_erp_change_every",
+];
+
+/// The settings of one Baton process.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the HTTP server listens (`BATON_ADDR`). Port 0 picks a free port.
+    pub addr: SocketAddr,
+    /// Where the default SQLite database lives (`BATON_DATA_DIR`); created on first start.
+    pub data_dir: PathBuf,
+    /// `postgres://…` or `sqlite:…` (`BATON_DATABASE_URL`); unset means `<data_dir>/baton.db`.
+    pub database_url: Option<String>,
+    /// Upper bound on open database connections.
+    pub max_connections: u32,
+    /// Log filter in `tracing` syntax, e.g. `info,baton=debug`.
+    pub log: String,
+    /// `text` for people, `json` for log collectors.
+    pub log_format: LogFormat,
+    /// How long a request may take before the server answers 408 (streams are exempt once open).
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Largest accepted request body, in bytes; larger ones get 413.
+    pub body_limit: usize,
+    /// How often the process records that it is alive and tells open pages so.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat_interval: Duration,
+    /// How often an idle SSE stream sends a comment so proxies keep it open.
+    #[serde(with = "humantime_serde")]
+    pub sse_keep_alive: Duration,
+    /// How long shutdown waits for in-flight requests before it gives up on them.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+    /// How many recent events are kept for clients that reconnect or poll.
+    pub event_buffer: usize,
+    /// Non-exclusive jobs one process runs at once (the one exclusive job comes on top).
+    pub workers: usize,
+    /// How long a worker's claim on a job holds without renewal; after it, another process may
+    /// take the job over.
+    #[serde(with = "humantime_serde")]
+    pub lease_ttl: Duration,
+    /// How often a process renews the leases of its running jobs (and sees cancel requests made
+    /// through other processes).
+    #[serde(with = "humantime_serde")]
+    pub lease_renew: Duration,
+    /// How often the queue is checked for jobs requested through other processes or due retries.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// How often finished jobs beyond each type's `keep` are pruned.
+    #[serde(with = "humantime_serde")]
+    pub retention_interval: Duration,
+    /// How long a task that ignores a cancel is given before it is dropped.
+    #[serde(with = "humantime_serde")]
+    pub cancel_grace: Duration,
+    /// The sync types, by name (`[sync_types.orders]` in `baton.toml`). The built-in ones are
+    /// there unless a table of the same name replaces one; a table with a new name adds a type.
+    #[serde(skip_serializing)]
+    pub sync_types: BTreeMap<String, SyncTypeConfig>,
+    /// The systems HTTP connectors talk to (`[connections.erp]` in `baton.toml`).
+    #[serde(skip_serializing)]
+    pub connections: BTreeMap<String, ConnectionConfig>,
+    /// Workflows of your own (`[workflows.<id>]` with `[[workflows.<id>.steps]]`); one named like a
+    /// built-in (`daily-sync`, `employee-sync`) replaces it.
+    #[serde(skip_serializing)]
+    pub workflows: BTreeMap<String, WorkflowConfig>,
+    /// Run the built-in demo ERP in this process and point the `erp` connection at it. Unset:
+    /// on exactly when no `[connections]` are configured.
+    pub demo: Option<bool>,
+    /// Where the in-process demo ERP listens (`BATON_DEMO_ERP_ADDR`); unset: a free port on
+    /// 127.0.0.1.
+    pub demo_erp_addr: Option<SocketAddr>,
+    /// How long the demo ERP takes to answer each request.
+    #[serde(with = "humantime_serde")]
+    pub demo_erp_latency: Duration,
+    /// The share of demo ERP requests answered 503 (0 to 1), to watch retries.
+    pub demo_erp_failure_rate: f64,
+    /// Records per entity the demo ERP starts with.
+    pub demo_erp_records: u32,
+    /// How often the demo ERP's data changes (some records added, changed, removed); 0s: never.
+    #[serde(with = "humantime_serde")]
+    pub demo_erp_change_every: Duration,
+}
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        // The engine's defaults live with the engine.
+        let engine = EngineSettings::default();
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            max_connections: 10,
+            log: "info,sqlx=warn,tower_http=info".into(),
+            log_format: LogFormat::Text,
+            request_timeout: Duration::from_secs(30),
+            body_limit: 16 * 1024 * 1024,
+            heartbeat_interval: Duration::from_secs(10),
+            sse_keep_alive: Duration::from_secs(15),
+            shutdown_timeout: Duration::from_secs(10),
+            event_buffer: 1024,
+            workers: engine.workers,
+            lease_ttl: engine.lease_ttl,
+            lease_renew: engine.lease_renew,
+            poll_interval: engine.poll_interval,
+            retention_interval: engine.retention_interval,
+            cancel_grace: engine.cancel_grace,
+            sync_types: default_sync_types(),
+            connections: BTreeMap::new(),
+            workflows: BTreeMap::new(),
+            demo: None,
+            demo_erp_addr: None,
+            demo_erp_latency: Duration::from_millis(20),
+            demo_erp_failure_rate: 0.0,
+            demo_erp_records: 10_000,
+            demo_erp_change_every: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Values given as command-line flags; `None` leaves the lower layers' value alone.
+#[derive(Clone, Debug, Default, Serialize, clap::Args)]
+pub struct Overrides {
+    /// Listen address, e.g. 127.0.0.1:3000 [env: BATON_ADDR]
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub addr: Option<String>,
+    /// Directory of the default SQLite database [env: BATON_DATA_DIR]
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<String>,
+    /// postgres://… or sqlite:… [env: BATON_DATABASE_URL]
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// Log filter, e.g. info,baton=debug [env: BATON_LOG]
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<String>,
+    /// text or json [env: BATON_LOG_FORMAT]
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<String>,
+}
+
+/// Why the configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file named by `--config` / `BATON_CONFIG` is not there.
+    #[error("configuration file {0} does not exist (named by --config or BATON_CONFIG)")]
+    MissingFile(PathBuf),
+    /// Values have the wrong type or form; the message names each key, its environment
+    /// variable, and the layer the value came from.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+    /// A value parsed but is out of range.
+    #[error("invalid configuration: {key} (BATON_{env}): {reason}", env = .key.to_uppercase())]
+    OutOfRange {
+        /// The offending key.
+        key: &'static str,
+        /// What is wrong with it and what would be right.
+        reason: String,
+    },
+}
+
+impl Config {
+    /// Reads every layer. `file` is the explicit `--config` / `BATON_CONFIG` path, if any.
+    pub fn load(
+        file: Option<&std::path::Path>,
+        overrides: &Overrides,
+    ) -> Result<Self, ConfigError> {
+        Self::load_from(file, overrides, Env::prefixed("BATON_").only(KEYS))
+    }
+
+    /// [`Config::load`] with the environment layer given, so tests need not touch the process env.
+    pub fn load_from(
+        file: Option<&std::path::Path>,
+        overrides: &Overrides,
+        env: Env,
+    ) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) if !path.exists() => return Err(ConfigError::MissingFile(path.into())),
+            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            None if std::path::Path::new(DEFAULT_CONFIG_FILE).is_file() => {
+                figment = figment.merge(Toml::file_exact(DEFAULT_CONFIG_FILE))
+            }
+            None => {}
+        }
+        let config: Config = figment
+            .merge(env)
+            .merge(Serialized::defaults(overrides))
+            .extract()
+            .map_err(describe)?;
+        let mut config: Config = config;
+        // The built-in types the file leaves alone, if what they connect to exists.
+        let demo = config.demo_enabled();
+        for (name, built_in) in default_sync_types() {
+            let reachable = match built_in.task.as_ref().and_then(|t| t.connection()) {
+                Some(connection) => {
+                    config.connections.contains_key(connection) || (demo && connection == ERP)
+                }
+                None => true,
+            };
+            if reachable {
+                config.sync_types.entry(name).or_insert(built_in);
+            }
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The workflows `baton.toml` defines, checked against the sync types.
+    pub fn workflow_defs(&self) -> Vec<WorkflowDef> {
+        self.workflows
+            .iter()
+            .map(|(id, w)| WorkflowDef::from_config(id, w))
+            .collect()
+    }
+
+    /// How the job engine runs.
+    pub fn engine_settings(&self) -> EngineSettings {
+        EngineSettings {
+            workers: self.workers,
+            lease_ttl: self.lease_ttl,
+            lease_renew: self.lease_renew,
+            poll_interval: self.poll_interval,
+            retention_interval: self.retention_interval,
+            cancel_grace: self.cancel_grace,
+            ..EngineSettings::default()
+        }
+    }
+
+    /// Whether this process runs the demo ERP.
+    pub fn demo_enabled(&self) -> bool {
+        self.demo.unwrap_or(self.connections.is_empty())
+    }
+
+    /// The connections, resolved: secrets read with `env` (the process environment in
+    /// production), and `erp` pointing at `demo_erp` (its base URL) in demo mode.
+    pub fn task_env(
+        &self,
+        demo_erp: Option<&str>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<TaskEnv, ConfigError> {
+        let mut connections = BTreeMap::new();
+        for (name, config) in &self.connections {
+            let connection =
+                Connection::resolve(name, config, env).map_err(ConfigError::Invalid)?;
+            connections.insert(name.clone(), std::sync::Arc::new(connection));
+        }
+        if let Some(base_url) = demo_erp {
+            let connection = Connection::resolve(ERP, &ConnectionConfig::new(base_url), env)
+                .map_err(ConfigError::Invalid)?;
+            connections.insert(ERP.to_string(), std::sync::Arc::new(connection));
+        }
+        let secret_vars = self
+            .connections
+            .values()
+            .filter_map(|c| c.auth.as_ref().map(|a| a.env.clone()))
+            .collect();
+        Ok(TaskEnv {
+            connections,
+            secret_vars,
+        })
+    }
+
+    /// The configured sync types, their tasks built over `env`.
+    pub fn sync_types(&self, env: &TaskEnv) -> Result<Vec<SyncType>, ConfigError> {
+        self.sync_types
+            .iter()
+            .map(|(name, config)| {
+                super::catalog::build(name, config, env).map_err(ConfigError::Invalid)
+            })
+            .collect()
+    }
+
+    /// The database this process uses.
+    pub fn database_target(&self) -> Result<DatabaseTarget, ConfigError> {
+        match self.database_url.as_deref().map(str::trim) {
+            None | Some("") => Ok(DatabaseTarget::Sqlite(self.data_dir.join("baton.db"))),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Ok(DatabaseTarget::Postgres(url.to_string()))
+            }
+            Some(url) => match url
+                .strip_prefix("sqlite://")
+                .or(url.strip_prefix("sqlite:"))
+            {
+                Some(path) if !path.is_empty() => Ok(DatabaseTarget::Sqlite(path.into())),
+                _ => Err(ConfigError::OutOfRange {
+                    key: "database_url",
+                    reason: format!(
+                        "{} is not a database URL Baton knows: use postgres://user@host/db or \
+                         sqlite:path/to/file.db",
+                        redact_url(url)
+                    ),
+                }),
+            },
+        }
+    }
+}
+
+/// One line per problem: `key (BATON_KEY) from <layer>: what is wrong`.
+fn describe(error: figment::Error) -> ConfigError {
+    let problems: Vec<String> = error
+        .into_iter()
+        .map(|e| {
+            let key = e.path.join(".");
+            let origin = match &e.metadata {
+                Some(meta) => match &meta.source {
+                    Some(source) => format!(" from {} {source}", meta.name),
+                    None => format!(" from {}", meta.name),
+                },
+                None => String::new(),
+            };
+            if key.is_empty() {
+                format!("{}{origin}", e.kind)
+            } else {
+                format!("{key} (BATON_{}){origin}: {}", key.to_uppercase(), e.kind)
+            }
+        })
+        .collect();
+    ConfigError::Invalid(problems.join("; "))
+}
+
+impl fmt::Debug for Config {
+    /// Like the derived one, but a password in `database_url` never reaches a log line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("addr", &self.addr)
+            .field("data_dir", &self.data_dir)
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(redact_url),
+            )
+            .field("max_connections", &self.max_connections)
+            .field("log", &self.log)
+            .field("log_format", &self.log_format)
+            .field("request_timeout", &self.request_timeout)
+            .field("body_limit", &self.body_limit)
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("sse_keep_alive", &self.sse_keep_alive)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("event_buffer", &self.event_buffer)
+            .field("workers", &self.workers)
+            .field("lease_ttl", &self.lease_ttl)
+            .field("lease_renew", &self.lease_renew)
+            .field("poll_interval", &self.poll_interval)
+            .field("retention_interval", &self.retention_interval)
+            .field("cancel_grace", &self.cancel_grace)
+            .field("sync_types", &self.sync_types.keys().collect::<Vec<_>>())
+            .field("connections", &self.connections.keys().collect::<Vec<_>>())
+            .field("workflows", &self.workflows.keys().collect::<Vec<_>>())
+            .field("demo", &self.demo_enabled())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Env {
+        // figment reads the real environment; give each test its own prefix so they never clash.
+        let prefix = format!("BATON_TEST_{}_", uuid::Uuid::now_v7().simple());
+        for (key, value) in pairs {
+            std::env::set_var(format!("{prefix}{key}"), value);
+        }
+        Env::prefixed(&prefix).only(KEYS)
+    }
+
+    #[test]
+    fn defaults_listen_on_localhost_3000_with_sqlite_in_data() {
+        let config = Config::load_from(None, &Overrides::default(), env(&[])).unwrap();
+        assert_eq!(config.addr.to_string(), "127.0.0.1:3000");
+        assert_eq!(
+            config.database_target().unwrap(),
+            DatabaseTarget::Sqlite(PathBuf::from("data/baton.db"))
+        );
+    }
+
+    #[test]
+    fn flags_beat_environment_which_beats_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("baton.toml");
+        std::fs::write(
+            &file,
+            "addr = \"127.0.0.1:4000\"\nlog = \"debug\"\nevent_buffer = 5\n",
+        )
+        .unwrap();
+        let overrides = Overrides {
+            addr: Some("127.0.0.1:6000".into()),
+            ..Default::default()
+        };
+        let config = Config::load_from(
+            Some(&file),
+            &overrides,
+            env(&[("ADDR", "127.0.0.1:5000"), ("LOG", "warn")]),
+        )
+        .unwrap();
+        assert_eq!(config.addr.port(), 6000, "flag wins");
+        assert_eq!(config.log, "warn", "environment beats file");
+        assert_eq!(config.event_buffer, 5, "file beats default");
+    }
+
+    #[test]
+    fn a_malformed_address_names_the_key() {
+        let err = Config::load_from(None, &Overrides::default(), env(&[("ADDR", "not-an-addr")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("addr (BATON_ADDR)"), "{err}");
+    }
+
+    #[test]
+    fn a_duration_without_unit_is_refused_with_the_key() {
+        let err = Config::load_from(
+            None,
+            &Overrides::default(),
+            env(&[("HEARTBEAT_INTERVAL", "ten")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("HEARTBEAT_INTERVAL"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("baton.toml");
+        std::fs::write(&file, "adress = \"127.0.0.1:4000\"\n").unwrap();
+        let err = Config::load_from(Some(&file), &Overrides::default(), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("adress"), "{err}");
+    }
+
+    #[test]
+    fn a_named_config_file_that_is_missing_is_an_error_not_a_silent_default() {
+        let err = Config::load_from(
+            Some(std::path::Path::new("/nonexistent/baton.toml")),
+            &Overrides::default(),
+            env(&[]),
+        )
+        .unwrap_err();
+        assert!(matches!(err, ConfigError::MissingFile(_)));
+    }
+
+    #[test]
+    fn out_of_range_values_name_key_and_variable() {
+        let err = Config::load_from(
+            None,
+            &Overrides::default(),
+            env(&[("MAX_CONNECTIONS", "0")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("max_connections") && err.contains("BATON_MAX_CONNECTIONS"),
+            "{err}"
+        );
+        let err = Config::load_from(None, &Overrides::default(), env(&[("LOG", "=== bad")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("BATON_LOG"), "{err}");
+    }
+
+    #[test]
+    fn database_urls_select_the_backend_and_unknown_schemes_are_refused() {
+        let with_url = |url: &str| Config {
+            database_url: Some(url.into()),
+            ..Config::default()
+        };
+        assert_eq!(
+            with_url("postgres://u@h/db").database_target().unwrap(),
+            DatabaseTarget::Postgres("postgres://u@h/db".into())
+        );
+        assert_eq!(
+            with_url("sqlite:/tmp/x.db").database_target().unwrap(),
+            DatabaseTarget::Sqlite("/tmp/x.db".into())
+        );
+        let err = with_url("mysql://root:hunter2@h/db")
+            .database_target()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("database_url"), "{err}");
+        assert!(
+            !err.contains("hunter2"),
+            "the password must not leak: {err}"
+        );
+    }
+
+    #[test]
+    fn sync_types_in_the_file_change_built_ins_and_add_new_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("baton.toml");
+        std::fs::write(
+            &file,
+            "[sync_types.orders]\npriority = 9\n\n[sync_types.hr]\npriority = 2\nexclusive = false\ntask = { kind = \"noop\" }\n",
+        )
+        .unwrap();
+        let config = Config::load_from(Some(&file), &Overrides::default(), env(&[])).unwrap();
+        assert_eq!(config.sync_types["orders"].priority, 9);
+        assert!(
+            config.sync_types["orders"].exclusive,
+            "unchanged keys keep their default"
+        );
+        assert_eq!(
+            config.sync_types["orders"].task, None,
+            "and its built-in task"
+        );
+        assert!(!config.sync_types["hr"].exclusive);
+        assert!(
+            config.sync_types.contains_key("products"),
+            "the other built-ins stay"
+        );
+    }
+
+    #[test]
+    fn demo_mode_is_on_without_connections_and_built_ins_follow_the_erp_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("baton.toml");
+        std::fs::write(&file, "").unwrap();
+        let config = Config::load_from(Some(&file), &Overrides::default(), env(&[])).unwrap();
+        assert!(config.demo_enabled());
+        assert!(config.sync_types.contains_key("customers"));
+        let task_env = config
+            .task_env(Some("http://127.0.0.1:9/api"), &|_| None)
+            .unwrap();
+        assert_eq!(config.sync_types(&task_env).unwrap().len(), 13);
+
+        // Own systems, but no `erp`: the built-in pulls have nowhere to pull from and are left out.
+        std::fs::write(
+            &file,
+            "[connections.hr]\nbase_url = \"https://hr.example.com/v1\"\nauth = { env = \"HR_TOKEN\" }\n\n\
+             [sync_types.employees]\npriority = 3\ntask = { kind = \"http_call\", connection = \"hr\", path = \"/collect\" }\n",
+        )
+        .unwrap();
+        let config = Config::load_from(Some(&file), &Overrides::default(), env(&[])).unwrap();
+        assert!(!config.demo_enabled());
+        assert!(!config.sync_types.contains_key("customers"));
+        assert!(
+            config.sync_types.contains_key("records")
+                && config.sync_types.contains_key("employees")
+        );
+        // The secret is read when the server starts; its absence is named.
+        let err = config.task_env(None, &|_| None).unwrap_err().to_string();
+        assert!(err.contains("HR_TOKEN"), "{err}");
+        let task_env = config
+            .task_env(None, &|name| {
+                (name == "HR_TOKEN").then(|| "t0ken".to_string())
+            })
+            .unwrap();
+        assert_eq!(config.sync_types(&task_env).unwrap().len(), 3);
+        assert!(!format!("{config:?}{task_env:?}").contains("t0ken"));
+
+        // BATON_DEMO_ERP_ADDR and friends come from the environment like every key.
+        let config = Config::load_from(
+            Some(&file),
+            &Overrides::default(),
+            env(&[("DEMO", "true"), ("DEMO_ERP_ADDR", "127.0.0.1:3999")]),
+        )
+        .unwrap();
+        assert!(config.demo_enabled() && config.sync_types.contains_key("customers"));
+        assert_eq!(
+            config.demo_erp_addr,
+            Some("127.0.0.1:3999".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn bad_sync_types_and_lease_settings_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("baton.toml");
+        for (toml, expected) in [
+            ("[sync_types.\"a b\"]\npriority = 1\n", "sync_types.a b"),
+            ("[sync_types.x]\nexclusive = true\n", "priority"),
+            ("[sync_types.x]\npriority = 1\n", "needs a task"),
+            (
+                "[sync_types.x]\npriority = 1\nretry = { max_attempts = 0 }\n",
+                "max_attempts",
+            ),
+            ("lease_ttl = \"10s\"\nlease_renew = \"6s\"\n", "lease_renew"),
+            ("workers = 0\n", "workers"),
+            (
+                "[sync_types.x]\npriority = 1\ntask = { kind = \"http_call\", connection = \"hr\", path = \"/a\" }\n",
+                "sync_types.x.task.connection: there is no [connections.hr]",
+            ),
+            ("[connections.hr]\nbase_url = \"ftp://x\"\n", "connections.hr.base_url"),
+            ("[connections.hr]\nbase_url = \"not a url\"\n", "connections.hr.base_url"),
+            ("[connections.hr]\nbase = \"http://x\"\n", "base"),
+            (
+                "demo = true\n[connections.erp]\nbase_url = \"http://erp.local\"\n",
+                "connections.erp",
+            ),
+            ("demo_erp_failure_rate = 2.0\n", "demo_erp_failure_rate"),
+            ("demo_erp_records = 0\n", "demo_erp_records"),
+            (
+                "[connections.erp]\nbase_url = \"http://erp.local\"\n[sync_types.x]\npriority = 1\ntask = { kind = \"http_pull\", connection = \"erp\", path = \"/a\", entity = \"a\", records = \"items\" }\n",
+                "sync_types.x.task.records",
+            ),
+            (
+                "[connections.erp]\nbase_url = \"http://erp.local\"\n[sync_types.x]\npriority = 1\ntask = { kind = \"http_pull\", connection = \"erp\", path = \"/a\", entity = \"a\", paging = { style = \"page\", size = 0 } }\n",
+                "paging.size",
+            ),
+            (
+                "[connections.hr]\nbase_url = \"http://hr.local\"\n[sync_types.orders]\npriority = 9\n",
+                "sync_types.orders.task.connection: there is no [connections.erp]",
+            ),
+            (
+                "[connections.erp]\nbase_url = \"http://erp.local\"\n[sync_types.out]\npriority = 1\ntask = { kind = \"export\", entity = \"orders\", only = { field = \"a.b\", value = \"x\" }, target = { kind = \"csv\", dir = \"out\", columns = [\"id\"] } }\n",
+                "only.field",
+            ),
+        ] {
+            std::fs::write(&file, toml).unwrap();
+            let err = Config::load_from(Some(&file), &Overrides::default(), env(&[]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(expected), "{toml}: {err}");
+        }
+    }
+
+    #[test]
+    fn workflows_in_the_file_are_read_and_bad_ones_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("baton.toml");
+        std::fs::write(
+            &file,
+            "[workflows.nightly]\nname = \"Nightly\"\n\
+             [[workflows.nightly.steps]]\nname = \"Pull\"\nsync_types = [\"orders\", \"customers\"]\n\
+             [[workflows.nightly.steps]]\nname = \"Publish\"\ngate = \"Publish now\"\nsync_types = [\"web-export\"]\ncontinue_on_failure = true\n",
+        )
+        .unwrap();
+        let config = Config::load_from(Some(&file), &Overrides::default(), env(&[])).unwrap();
+        let defs = config.workflow_defs();
+        assert_eq!(defs.len(), 1);
+        assert_eq!(
+            (defs[0].id.as_str(), defs[0].name.as_str()),
+            ("nightly", "Nightly")
+        );
+        assert_eq!(defs[0].steps[0].sync_types, vec!["orders", "customers"]);
+        assert_eq!(defs[0].steps[1].gate.as_deref(), Some("Publish now"));
+        assert!(defs[0].steps[1].continue_on_failure && !defs[0].steps[0].continue_on_failure);
+
+        for (toml, expected) in [
+            ("[workflows.w]\nsteps = []\n", "workflows.w.steps: a workflow needs at least one step"),
+            (
+                "[[workflows.w.steps]]\nname = \"A\"\nsync_types = [\"nope\"]\n",
+                "workflows.w.steps[1].sync_types: there is no sync type `nope`; the known ones are:",
+            ),
+            (
+                "[[workflows.w.steps]]\nname = \"A\"\nsync_types = [\"orders\", \"orders\"]\n",
+                "`orders` is named twice",
+            ),
+            ("[[workflows.w.steps]]\nname = \"A\"\n", "workflows.w.steps[1]: a step needs sync_types"),
+            (
+                "[sync_types.orders]\npriority = 6\nenabled = false\n[[workflows.w.steps]]\nname = \"A\"\nsync_types = [\"orders\"]\n",
+                "`orders` is disabled",
+            ),
+            (
+                "[[workflows.w.steps]]\nname = \"A\"\nsync_types = [\"records\"]\n",
+                "`records` takes records pushed",
+            ),
+            ("[[workflows.w.steps]]\nname = \" \"\ngate = \"Go\"\n", "workflows.w.steps[1].name"),
+            ("[[workflows.w.steps]]\nname = \"A\"\ngate = \"\"\n", "workflows.w.steps[1].gate"),
+            ("[[workflows.\"a b\".steps]]\nname = \"A\"\ngate = \"Go\"\n", "workflows.a b"),
+            ("[[workflows.w.steps]]\nname = \"A\"\ngate = \"Go\"\nbutton = 1\n", "button"),
+        ] {
+            std::fs::write(&file, toml).unwrap();
+            let err = Config::load_from(Some(&file), &Overrides::default(), env(&[]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(expected), "{toml}: {err}");
+        }
+    }
+
+    #[test]
+    fn passwords_never_reach_debug_output() {
+        let config = Config {
+            database_url: Some("postgres://baton:s3cret@db.local/baton".into()),
+            ..Config::default()
+        };
+        let shown = format!("{config:?} {}", config.database_target().unwrap());
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("***"), "{shown}");
+    }
+}

@@ -1,0 +1,43 @@
+//! Housekeeping loops: retention of finished jobs, and the coalesced queue counts.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::Engine;
+use crate::model::EventKind;
+
+impl Engine {
+    pub(super) async fn prune(self, shutdown: CancellationToken) {
+        loop {
+            for ty in self.types() {
+                match self.inner.store.prune_jobs(&ty.name, ty.keep).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(sync_type = %ty.name, pruned = n, "pruned old jobs"),
+                    Err(err) => tracing::warn!(error = %err, "could not prune old jobs"),
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(self.inner.settings.retention_interval) => {}
+            }
+        }
+    }
+
+    /// Publishes `queue-updated` with fresh counts after changes, at most every 100 ms.
+    pub(super) async fn publish_queue(self, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = self.inner.queue_changed.notified() => {}
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            match self.inner.store.queue_counts().await {
+                Ok(counts) => {
+                    self.inner.events.publish(EventKind::QueueUpdated(counts));
+                }
+                Err(err) => tracing::debug!(error = %err, "could not count the queue"),
+            }
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! The error every JSON route answers with: `{"error": code, "message": text}` and a status code.
+//!
+//! Internal causes are logged with the request's span and replaced by a generic message, so a
+//! database error never shows a client a table name or a connection string.
+
+use axum::{
+    http::{header, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use serde::Serialize;
+
+use crate::server::{engine::EngineError, store::StoreError};
+
+/// A failed API call, one variant per status code the API uses.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request is malformed (a query parameter, a header, a body).
+    #[error("{0}")]
+    BadRequest(String),
+    /// 403: the request may not do this (for example a cross-site form post).
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404: nothing at this path or with this id.
+    #[error("{0}")]
+    NotFound(String),
+    /// 409: the thing is not in a state that allows this (cancel a finished job, retry a
+    /// running one).
+    #[error("{0}")]
+    Conflict(String),
+    /// 422: the request is well-formed but its content cannot be used (a missing field, a
+    /// record without an id).
+    #[error("{0}")]
+    Unprocessable(String),
+    /// 408: the request took longer than `request_timeout`.
+    #[error("the request took longer than {0:?} and was stopped")]
+    Timeout(std::time::Duration),
+    /// 413: the body is larger than `body_limit`.
+    #[error("the request body is larger than the {0} bytes this server accepts")]
+    PayloadTooLarge(usize),
+    /// 503: a dependency (the database) is not reachable, or the server is stopping.
+    #[error("{message}")]
+    Unavailable {
+        /// Machine-readable reason, e.g. `database_unavailable`.
+        code: &'static str,
+        /// What a person can do about it.
+        message: String,
+    },
+    /// 500: a bug or an unexpected database failure; details go to the log only.
+    #[error("internal error")]
+    Internal(#[from] StoreError),
+}
+
+/// The JSON body of every error response.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody {
+    /// Stable, machine-readable code.
+    pub error: &'static str,
+    /// A sentence a person can act on.
+    pub message: String,
+}
+
+impl ApiError {
+    /// The status code and stable code of this error.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+            ApiError::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "timeout"),
+            ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::Unavailable { code, .. } => (StatusCode::SERVICE_UNAVAILABLE, code),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let message = match &self {
+            ApiError::Internal(cause) => {
+                tracing::error!(error = %cause, "internal error");
+                "something went wrong on the server; the details are in its log".to_string()
+            }
+            other => other.to_string(),
+        };
+        let mut response = (
+            status,
+            Json(ErrorBody {
+                error: code,
+                message,
+            }),
+        )
+            .into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+        }
+        response
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(err: EngineError) -> Self {
+        match err {
+            EngineError::UnknownType { .. } | EngineError::NotFound(_) => {
+                ApiError::NotFound(err.to_string())
+            }
+            EngineError::Conflict(message) => ApiError::Conflict(message),
+            EngineError::Invalid(message) => ApiError::Unprocessable(message),
+            EngineError::Store(cause) => ApiError::Internal(cause),
+        }
+    }
+}
+
+impl From<crate::server::workflows::WorkflowError> for ApiError {
+    fn from(err: crate::server::workflows::WorkflowError) -> Self {
+        use crate::server::workflows::{status::StatusError, WorkflowError};
+        match err {
+            WorkflowError::UnknownWorkflow { .. } => ApiError::Unprocessable(err.to_string()),
+            WorkflowError::NotFound(_) | WorkflowError::Status(StatusError::NotFound(_)) => {
+                ApiError::NotFound(err.to_string())
+            }
+            WorkflowError::Conflict(message) => ApiError::Conflict(message),
+            WorkflowError::Engine(engine) => engine.into(),
+            WorkflowError::Status(StatusError::Store(cause)) | WorkflowError::Store(cause) => {
+                ApiError::Internal(cause)
+            }
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! Reading requests: optional JSON bodies (malformed 400, wrong shape 422), `limit`s, ids in
+//! paths and `triggered_by`, each refused with a message that says what would be right.
+
+use axum::{
+    body::Bytes,
+    http::{header, HeaderMap},
+};
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use super::error::ApiError;
+
+/// Parses an optional JSON body: empty means `T::default()`; malformed JSON is a 400; JSON of
+/// the wrong shape (an unknown or mistyped field) is a 422.
+pub fn json_body<T: DeserializeOwned + Default>(
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    if let Some(kind) = headers.get(header::CONTENT_TYPE) {
+        let kind = kind.to_str().unwrap_or("");
+        if !kind.starts_with("application/json") {
+            return Err(ApiError::BadRequest(format!(
+                "the body must be JSON sent with Content-Type: application/json, not `{kind}`"
+            )));
+        }
+    }
+    serde_json::from_slice(body).map_err(|err| match err.classify() {
+        serde_json::error::Category::Data => {
+            ApiError::Unprocessable(format!("the body does not fit this endpoint: {err}"))
+        }
+        _ => ApiError::BadRequest(format!("the body is not valid JSON: {err}")),
+    })
+}
+
+pub fn triggered_by(value: Option<String>) -> Result<Option<String>, ApiError> {
+    match value.map(|v| v.trim().to_string()) {
+        Some(v) if v.chars().count() > 200 => Err(ApiError::Unprocessable(
+            "`triggered_by` is longer than 200 characters".into(),
+        )),
+        Some(v) if v.is_empty() => Ok(None),
+        other => Ok(other),
+    }
+}
+
+/// Reads `limit` from 1 to `max` (default `default`).
+pub fn limit(raw: Option<String>, default: u32, max: u32) -> Result<u32, ApiError> {
+    match raw.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()) {
+        None => Ok(default),
+        Some(raw) => match raw.parse::<u32>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(ApiError::BadRequest(format!(
+                "`limit` must be a whole number from 1 to {max}; got `{raw}`"
+            ))),
+        },
+    }
+}
+
+pub fn job_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| {
+        ApiError::BadRequest(format!(
+            "`{raw}` is not a job id; job ids are UUIDs such as 01938f6e-8a4b-7cc0-9f1e-2b3c4d5e6f70"
+        ))
+    })
+}
+
+pub fn session_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| {
+        ApiError::BadRequest(format!(
+            "`{raw}` is not a session id; session ids are UUIDs as POST /api/sessions returns them"
+        ))
+    })
+}
+
+pub fn step_number(raw: &str) -> Result<u32, ApiError> {
+    match raw.parse::<u32>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(ApiError::BadRequest(format!(
+            "`{raw}` is not a step number; steps count from 1"
+        ))),
+    }
+}

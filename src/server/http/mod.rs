@@ -1,0 +1,150 @@
+//! The HTTP surface: the router with its middleware stack, the probes, and the Leptos pages and
+//! server functions. The routes of each area live beside it: [`jobs`] (`/api/sync`, `/api/jobs`),
+//! [`sessions`] (`/api/sessions`, `/api/workflows`), [`events`] (SSE and polling); [`extract`]
+//! reads requests, [`error`] answers with JSON errors, [`guard`] is the layer every mutation
+//! passes.
+
+pub mod error;
+pub mod events;
+pub mod extract;
+pub mod guard;
+pub mod jobs;
+pub mod sessions;
+
+use std::time::Duration;
+
+use axum::{
+    extract::{Request, State},
+    http::{header, StatusCode},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::{any, get},
+    Json, Router,
+};
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use serde_json::json;
+use tower::ServiceBuilder;
+use tower_http::{
+    compression::CompressionLayer,
+    limit::RequestBodyLimitLayer,
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    timeout::TimeoutLayer,
+    trace::TraceLayer,
+};
+
+use self::error::ApiError;
+use super::state::AppState;
+use crate::app::{shell, App};
+
+/// How long `/readyz` waits for the database before it says not ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The whole application as one router; tests serve it on port 0.
+pub fn router(state: AppState) -> Router {
+    let leptos_routes = generate_route_list(App);
+    let middleware = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                let id = request
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(CompressionLayer::new())
+        .layer(middleware::from_fn_with_state(state.clone(), json_errors))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            state.config.request_timeout,
+        ))
+        .layer(middleware::from_fn(guard::guard_mutations))
+        .layer(RequestBodyLimitLayer::new(state.config.body_limit));
+
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/api/events", get(events::events))
+        .route("/api/events/poll", get(events::poll_events))
+        .merge(jobs::routes())
+        .merge(sessions::routes())
+        .route("/api/{*rest}", any(api_not_found))
+        .leptos_routes(&state, leptos_routes, {
+            let options = state.leptos.clone();
+            move || shell(options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(middleware)
+        .with_state(state)
+}
+
+/// `GET /healthz`: the process is up and serving. Never touches the database.
+async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "instance_id": state.instance.id,
+    }))
+}
+
+/// `GET /readyz`: the process can do its work: its database answers and it is not stopping.
+async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    if state.shutdown.is_cancelled() {
+        return Err(ApiError::Unavailable {
+            code: "shutting_down",
+            message: "this Baton process is shutting down; send requests to another one".into(),
+        });
+    }
+    let unavailable = || ApiError::Unavailable {
+        code: "database_unavailable",
+        message: "the database does not answer; check BATON_DATABASE_URL and that the database \
+                  server is running"
+            .into(),
+    };
+    match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
+        Ok(Ok(())) => Ok(Json(
+            json!({ "status": "ready", "database": state.store.backend() }),
+        )),
+        Ok(Err(err)) => {
+            tracing::warn!(error = %err, "readiness check: database error");
+            Err(unavailable())
+        }
+        Err(_) => {
+            tracing::warn!(timeout = ?READY_TIMEOUT, "readiness check: database timed out");
+            Err(unavailable())
+        }
+    }
+}
+
+/// Any other `/api/…` path: a JSON 404 rather than the HTML page.
+async fn api_not_found(request: Request) -> ApiError {
+    ApiError::NotFound(format!(
+        "there is no API endpoint {} {}",
+        request.method(),
+        request.uri().path()
+    ))
+}
+
+/// Turns the plain-text 408 and 413 that tower-http layers produce into the API's JSON errors.
+async fn json_errors(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json {
+        return response;
+    }
+    match response.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::PayloadTooLarge(state.config.body_limit).into_response()
+        }
+        StatusCode::REQUEST_TIMEOUT => {
+            ApiError::Timeout(state.config.request_timeout).into_response()
+        }
+        _ => response,
+    }
+}

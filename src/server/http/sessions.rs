@@ -1,0 +1,155 @@
+//! The JSON API of workflow sessions: start one, read it, press a gate's button, retry a failed
+//! step, clear it for a fresh run. Handlers parse and call [`Workflows`](crate::server::workflows).
+
+use axum::{
+    body::Bytes,
+    extract::{Path, State},
+    http::{HeaderMap, StatusCode},
+    response::IntoResponse,
+    routing::{get, post},
+    Json, Router,
+};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{
+    error::ApiError,
+    extract::{json_body, session_id, step_number, triggered_by},
+};
+use crate::model::SessionView;
+use crate::server::{engine::Origin, state::AppState};
+
+/// The routes, merged into the application router.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/sessions", post(start))
+        .route("/api/sessions/{id}", get(view))
+        .route("/api/sessions/{id}/steps/{step}/action", post(action))
+        .route("/api/sessions/{id}/steps/{step}/retry", post(retry))
+        .route("/api/sessions/{id}/clear", post(clear))
+        .route("/api/workflows", get(workflows))
+        .route("/api/workflows/{id}/latest", get(latest))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartBody {
+    workflow: Option<String>,
+    triggered_by: Option<String>,
+}
+
+/// `POST /api/sessions {workflow, triggered_by?}` → 202 `{session_id}`.
+async fn start(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let body: StartBody = json_body(&headers, &body)?;
+    let workflow = body
+        .workflow
+        .filter(|w| !w.trim().is_empty())
+        .ok_or_else(|| {
+            ApiError::Unprocessable(format!(
+                "the body needs `workflow`, one of: {}",
+                state
+                    .workflows
+                    .definitions()
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+    let request = Origin::api(triggered_by(body.triggered_by)?);
+    let id = state.workflows.start(workflow.trim(), &request).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "session_id": id }))))
+}
+
+/// `GET /api/sessions/{id}` → the session with its steps and timeline.
+async fn view(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<SessionView>, ApiError> {
+    Ok(Json(state.workflows.view(session_id(&id)?).await?))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActionBody {
+    triggered_by: Option<String>,
+}
+
+/// `POST /api/sessions/{id}/steps/{n}/action` → the session; 409 unless the step waits at a gate.
+async fn action(
+    State(state): State<AppState>,
+    Path((id, step)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<SessionView>, ApiError> {
+    let body: ActionBody = json_body(&headers, &body)?;
+    let who = triggered_by(body.triggered_by)?;
+    let (id, step) = (session_id(&id)?, step_number(&step)?);
+    state.workflows.action(id, step, who.as_deref()).await?;
+    Ok(Json(state.workflows.view(id).await?))
+}
+
+/// `POST /api/sessions/{id}/steps/{n}/retry` → the session; 409 unless the step failed.
+async fn retry(
+    State(state): State<AppState>,
+    Path((id, step)): Path<(String, String)>,
+) -> Result<Json<SessionView>, ApiError> {
+    let (id, step) = (session_id(&id)?, step_number(&step)?);
+    state.workflows.retry_step(id, step).await?;
+    Ok(Json(state.workflows.view(id).await?))
+}
+
+/// `POST /api/sessions/{id}/clear` → the session, running again from step 1.
+async fn clear(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<SessionView>, ApiError> {
+    let id = session_id(&id)?;
+    state.workflows.clear(id).await?;
+    Ok(Json(state.workflows.view(id).await?))
+}
+
+/// `GET /api/workflows` → every workflow with its steps, by id.
+async fn workflows(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let list: Vec<_> = state
+        .workflows
+        .definitions()
+        .values()
+        .map(|w| {
+            json!({
+                "id": w.id,
+                "name": w.name,
+                "steps": w.steps.iter().enumerate().map(|(i, s)| json!({
+                    "step": i + 1,
+                    "name": s.name,
+                    "sync_types": s.sync_types,
+                    "gate": s.gate,
+                    "continue_on_failure": s.continue_on_failure,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Json(json!(list))
+}
+
+/// `GET /api/workflows/{id}/latest` → its newest session; 404 when there is none or no such
+/// workflow.
+async fn latest(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<SessionView>, ApiError> {
+    match state.workflows.latest(&id).await {
+        Ok(Some(view)) => Ok(Json(view)),
+        Ok(None) => Err(ApiError::NotFound(format!(
+            "workflow `{id}` has not run yet; start it with POST /api/sessions"
+        ))),
+        Err(err @ crate::server::workflows::WorkflowError::UnknownWorkflow { .. }) => {
+            Err(ApiError::NotFound(err.to_string()))
+        }
+        Err(err) => Err(err.into()),
+    }
+}

@@ -1,0 +1,376 @@
+//! Test helpers: a fresh database per test (a SQLite file in a temp dir, or a new Postgres
+//! database), `spawn_app()` serving the real router on 127.0.0.1:0, and an SSE reader.
+//!
+//! Postgres: `BATON_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`).
+//! When it cannot be reached the Postgres tests fail, unless `BATON_TEST_POSTGRES=skip` says to
+//! skip them; `.ci/test` sets that only outside CI and says so plainly.
+
+use std::{net::SocketAddr, time::Duration};
+
+use baton::server::{
+    config::Config, startup::Application, state::AppState, store::DatabaseTarget, store::Store,
+};
+use futures::StreamExt;
+use sqlx::{Connection, Executor, PgConnection};
+
+/// The `baton` binary, with the developer's own `BATON_*` environment and `baton.toml` kept out.
+pub fn baton_command() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_baton"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("BATON_") {
+            command.env_remove(key);
+        }
+    }
+    command.env("BATON_CONFIG", "/dev/null");
+    command
+}
+
+/// The environment variable that points `baton serve` at this database.
+pub fn database_env(db: &TestDb) -> (&'static str, String) {
+    match db {
+        TestDb::Sqlite(dir) => ("BATON_DATA_DIR", dir.path().display().to_string()),
+        TestDb::Postgres { url, .. } => ("BATON_DATABASE_URL", url.clone()),
+    }
+}
+
+/// A database that exists for one test and is removed after it.
+pub enum TestDb {
+    Sqlite(tempfile::TempDir),
+    Postgres {
+        admin_url: String,
+        name: String,
+        url: String,
+    },
+}
+
+/// The logs of the code under test, shown when `TEST_LOG` is set: its value is the filter
+/// (`TEST_LOG=baton=debug`), `1` means `info`.
+pub fn init_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if let Ok(filter) = std::env::var("TEST_LOG") {
+            let filter = match filter.as_str() {
+                "" | "1" | "true" => "info".to_string(),
+                _ => filter,
+            };
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
+impl TestDb {
+    pub fn sqlite() -> Self {
+        init_logs();
+        TestDb::Sqlite(tempfile::tempdir().expect("temp dir"))
+    }
+
+    /// A fresh Postgres database, or `None` when Postgres tests are explicitly skipped.
+    pub async fn postgres() -> Option<Self> {
+        init_logs();
+        if std::env::var("BATON_TEST_POSTGRES").as_deref() == Ok("skip") {
+            eprintln!("SKIPPED: Postgres test (BATON_TEST_POSTGRES=skip)");
+            return None;
+        }
+        let admin_url = std::env::var("BATON_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let mut admin = PgConnection::connect(&admin_url).await.unwrap_or_else(|err| {
+            panic!(
+                "Postgres is not reachable at {admin_url} ({err}). Start it, point \
+                 BATON_TEST_POSTGRES_URL at one, or set BATON_TEST_POSTGRES=skip to skip these tests"
+            )
+        });
+        let name = format!("baton_test_{}", uuid::Uuid::now_v7().simple());
+        admin
+            .execute(format!("create database {name}").as_str())
+            .await
+            .expect("create test database");
+        let url = match admin_url.rsplit_once('/') {
+            Some((base, _)) => format!("{base}/{name}"),
+            None => format!("{admin_url}/{name}"),
+        };
+        Some(TestDb::Postgres {
+            admin_url,
+            name,
+            url,
+        })
+    }
+
+    pub fn target(&self) -> DatabaseTarget {
+        match self {
+            TestDb::Sqlite(dir) => DatabaseTarget::Sqlite(dir.path().join("baton.db")),
+            TestDb::Postgres { url, .. } => DatabaseTarget::Postgres(url.clone()),
+        }
+    }
+
+    /// A config that uses this database and a free port.
+    pub fn config(&self) -> Config {
+        let mut config = Config {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            // Quiet by default; tests that need beats shorten it.
+            heartbeat_interval: Duration::from_secs(3600),
+            ..Config::default()
+        };
+        match self {
+            TestDb::Sqlite(dir) => config.data_dir = dir.path().to_path_buf(),
+            TestDb::Postgres { url, .. } => config.database_url = Some(url.clone()),
+        }
+        config
+    }
+
+    /// A migrated store on this database.
+    pub async fn store(&self) -> Store {
+        let store = Store::connect(&self.target(), 5).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        store
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let TestDb::Postgres {
+            admin_url, name, ..
+        } = self
+        {
+            let (admin_url, name) = (admin_url.clone(), name.clone());
+            // Drop runs inside the test's runtime; use a thread with its own to do async work.
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(async {
+                    if let Ok(mut admin) = PgConnection::connect(&admin_url).await {
+                        let _ = admin
+                            .execute(
+                                format!("drop database if exists {name} with (force)").as_str(),
+                            )
+                            .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// Runs one test body against SQLite and against Postgres: `both_backends!(name, |db| { … })`.
+macro_rules! both_backends {
+    ($name:ident, |$db:ident| $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test]
+            async fn sqlite() {
+                let $db = $crate::helpers::TestDb::sqlite();
+                $body
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                let Some($db) = $crate::helpers::TestDb::postgres().await else {
+                    return;
+                };
+                $body
+            }
+        }
+    };
+}
+
+/// A running server on 127.0.0.1:0, with its state for white-box checks.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub client: reqwest::Client,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _db: TestDb,
+}
+
+pub async fn spawn_app(db: TestDb) -> TestApp {
+    spawn_app_with(db, |_| {}).await
+}
+
+pub async fn spawn_app_with(db: TestDb, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let mut config = db.config();
+    tweak(&mut config);
+    let app = Application::build(config).await.expect("build app");
+    let addr = app.local_addr();
+    let state = app.state().clone();
+    let server = tokio::spawn(app.run());
+    TestApp {
+        addr,
+        state,
+        client: reqwest::Client::new(),
+        server,
+        _db: db,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Cancels the root token, as SIGTERM does, waits for `run` to return Ok, and hands back the
+    /// database so the test can look at what shutdown left in it.
+    pub async fn shutdown(self) -> TestDb {
+        let TestApp {
+            state, server, _db, ..
+        } = self;
+        state.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(15), server)
+            .await
+            .expect("shutdown within 15 s")
+            .expect("server task")
+            .expect("run returned Ok");
+        _db
+    }
+}
+
+/// One server-sent event as it came over the wire.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct SseFrame {
+    pub event: String,
+    pub id: Option<String>,
+    pub data: String,
+}
+
+/// Reads frames from an `text/event-stream` response body.
+pub struct SseReader {
+    body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    buffer: String,
+}
+
+impl SseReader {
+    pub fn new(response: reqwest::Response) -> Self {
+        assert_eq!(
+            response.headers()["content-type"].to_str().unwrap(),
+            "text/event-stream"
+        );
+        Self {
+            body: response.bytes_stream().boxed(),
+            buffer: String::new(),
+        }
+    }
+
+    /// The next frame with data (comments and keep-alives are skipped); `None` when the stream
+    /// ended. Panics after `wait` without one.
+    pub async fn next(&mut self, wait: Duration) -> Option<SseFrame> {
+        tokio::time::timeout(wait, self.next_inner())
+            .await
+            .expect("an SSE frame in time")
+    }
+
+    async fn next_inner(&mut self) -> Option<SseFrame> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut frame = SseFrame {
+                    event: "message".into(),
+                    ..Default::default()
+                };
+                let mut has_data = false;
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        frame.event = v.trim().to_string();
+                    } else if let Some(v) = line.strip_prefix("id:") {
+                        frame.id = Some(v.trim().to_string());
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        has_data = true;
+                        frame.data.push_str(v.trim_start());
+                    }
+                }
+                if has_data {
+                    return Some(frame);
+                }
+                continue;
+            }
+            match self.body.next().await {
+                Some(Ok(chunk)) => self.buffer.push_str(&String::from_utf8_lossy(&chunk)),
+                Some(Err(_)) | None => return None,
+            }
+        }
+    }
+}
+
+/// Engine settings for tests: short leases and polls, so a test never waits long.
+pub fn engine_settings() -> baton::server::engine::EngineSettings {
+    baton::server::engine::EngineSettings {
+        workers: 2,
+        lease_ttl: Duration::from_secs(2),
+        lease_renew: Duration::from_millis(500),
+        poll_interval: Duration::from_millis(50),
+        retention_interval: Duration::from_secs(3600),
+        cancel_grace: Duration::from_millis(500),
+        progress_interval: Duration::from_millis(100),
+    }
+}
+
+/// An engine over `store` running `types` with [`engine_settings`], started; stop it with the
+/// returned token.
+pub fn start_engine(
+    store: &Store,
+    types: Vec<baton::server::engine::types::SyncType>,
+) -> (
+    baton::server::engine::Engine,
+    baton::server::events::EventBus,
+    tokio_util::sync::CancellationToken,
+) {
+    let events = baton::server::events::EventBus::new(4096);
+    let engine = baton::server::engine::Engine::new(
+        store.clone(),
+        events.clone(),
+        uuid::Uuid::now_v7(),
+        engine_settings(),
+        types,
+    );
+    let stop = tokio_util::sync::CancellationToken::new();
+    engine.start(stop.clone(), Duration::from_secs(5));
+    (engine, events, stop)
+}
+
+/// A request from a person called "tester".
+pub fn tester() -> baton::server::engine::Origin {
+    baton::server::engine::Origin {
+        source: baton::model::JobSource::Manual,
+        triggered_by: Some("tester".into()),
+        session_id: None,
+    }
+}
+
+/// Waits (up to 60 s) until job `id` has ended, and returns it.
+pub async fn job_finished(engine: &baton::server::engine::Engine, id: &str) -> baton::model::Job {
+    let id: uuid::Uuid = id.parse().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let job = engine.job(id).await.unwrap();
+        if job.state.is_terminal() {
+            return job;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never finished: {job:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Requests a run of `sync_type` and waits until it has ended.
+pub async fn run_sync(
+    engine: &baton::server::engine::Engine,
+    sync_type: &str,
+) -> baton::model::Job {
+    let (job, _) = engine.request_sync(sync_type, tester()).await.unwrap();
+    job_finished(engine, &job.id).await
+}

@@ -1,0 +1,19 @@
+//! Baton's integration tests, in one binary (linking the server once, not once per file): real
+//! SQLite files and Postgres databases, real HTTP servers on 127.0.0.1, the real `baton` binary.
+//!
+//! `TEST_LOG=1` (or a filter such as `TEST_LOG=baton=debug`) shows the server's logs.
+
+#[macro_use]
+mod helpers;
+
+mod cli;
+mod connectors;
+mod crash;
+mod engine;
+mod http;
+mod jobs_api;
+mod sessions_api;
+mod status;
+mod store;
+mod tls;
+mod workflows;
