@@ -11,6 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::helpers::{job_finished, run_sync, start_engine, tester, typed};
 use axum::{
     extract::{Query, State},
     http::{HeaderMap, StatusCode},
@@ -19,7 +20,7 @@ use axum::{
     Json, Router,
 };
 use baton::{
-    model::{ChangeKind, Job, JobSource, JobState, LogLevel},
+    model::{ChangeKind, Job, JobState, LogLevel},
     server::{
         connectors::{
             call::{HttpCallConfig, HttpCallTask},
@@ -29,61 +30,13 @@ use baton::{
             pull::{HttpPullConfig, HttpPullTask, Paging},
         },
         demo_erp::{DemoErp, DemoErpSettings},
-        engine::{task::SyncTask, types::SyncType, Engine, EngineSettings, Origin},
-        events::EventBus,
-        lifecycle::retry::RetryPolicy,
+        engine::Engine,
         store::Store,
     },
 };
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
-
-fn settings() -> EngineSettings {
-    EngineSettings {
-        workers: 2,
-        lease_ttl: Duration::from_secs(2),
-        lease_renew: Duration::from_millis(500),
-        poll_interval: Duration::from_millis(50),
-        retention_interval: Duration::from_secs(3600),
-        cancel_grace: Duration::from_millis(500),
-        progress_interval: Duration::from_millis(100),
-    }
-}
-
-/// An engine over `store` running `types`, started; stop it with the returned token.
-fn engine(store: &Store, types: Vec<SyncType>) -> (Engine, EventBus, CancellationToken) {
-    let events = EventBus::new(4096);
-    let engine = Engine::new(
-        store.clone(),
-        events.clone(),
-        Uuid::now_v7(),
-        settings(),
-        types,
-    );
-    let stop = CancellationToken::new();
-    engine.start(stop.clone(), Duration::from_secs(5));
-    (engine, events, stop)
-}
-
-fn request() -> Origin {
-    Origin {
-        source: JobSource::Manual,
-        triggered_by: Some("tester".into()),
-        session_id: None,
-    }
-}
-
-/// A type running `task` with `attempts` attempts and tiny backoffs.
-fn typed(name: &str, task: Arc<dyn SyncTask>, attempts: u32) -> SyncType {
-    let mut ty = SyncType::new(name, 1, true, task);
-    ty.retry = RetryPolicy {
-        max_attempts: attempts,
-        base_delay: Duration::from_millis(10),
-        max_delay: Duration::from_millis(20),
-    };
-    ty
-}
 
 fn connection(base: &str, tweak: impl FnOnce(&mut ConnectionConfig)) -> Arc<Connection> {
     let mut config = ConnectionConfig::new(base);
@@ -108,24 +61,6 @@ async fn logs_of(engine: &Engine, job: &Job) -> Vec<baton::model::JobLogLine> {
         .logs(job.id.parse().unwrap(), None, 1000)
         .await
         .unwrap()
-}
-
-async fn run(engine: &Engine, sync_type: &str) -> Job {
-    let (job, _) = engine.request_sync(sync_type, request()).await.unwrap();
-    finished(engine, &job.id).await
-}
-
-async fn finished(engine: &Engine, id: &str) -> Job {
-    let id: Uuid = id.parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let job = engine.job(id).await.unwrap();
-        if job.state.is_terminal() {
-            return job;
-        }
-        assert!(Instant::now() < deadline, "never finished: {job:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 async fn serve(router: Router) -> SocketAddr {
@@ -230,7 +165,7 @@ both_backends!(
         let incremental = pull_config("customers", "/customers", 300);
         let mut full = pull_config("customers", "/customers", 300);
         full.full_every = Duration::ZERO;
-        let (engine, _events, stop) = engine(
+        let (engine, _events, stop) = start_engine(
             &store,
             vec![
                 typed(
@@ -247,7 +182,7 @@ both_backends!(
         );
 
         // The first run has nothing to go on: a full pull, every record created.
-        let first = run(&engine, "customers").await;
+        let first = run_sync(&engine, "customers").await;
         assert_eq!(first.state, JobState::Completed, "{first:?}");
         let result = first.result.clone().unwrap();
         assert_eq!(result["mode"], "full");
@@ -262,7 +197,7 @@ both_backends!(
         // The ERP moves on; an incremental pull asks for what changed since the newest record seen.
         erp.tick();
         let before = stored(&store, "customers").await;
-        let second = run(&engine, "customers").await;
+        let second = run_sync(&engine, "customers").await;
         let result = second.result.clone().unwrap();
         assert_eq!(result["mode"], "incremental", "{result}");
         assert_eq!(
@@ -287,7 +222,7 @@ both_backends!(
         // Another tick; a full pull also finds what disappeared (this tick's removals and the last's).
         erp.tick();
         let before = stored(&store, "customers").await;
-        let third = run(&engine, "customers-full").await;
+        let third = run_sync(&engine, "customers-full").await;
         let result = third.result.clone().unwrap();
         assert_eq!(result["mode"], "full");
         let after = erp_listing(&base, "customers").await;
@@ -422,7 +357,7 @@ fn items(range: std::ops::Range<u32>) -> Value {
 async fn items_engine(store: &Store, server: &Scripted) -> (Engine, CancellationToken) {
     let conn = connection(&server.start().await, |_| {});
     let task = Arc::new(HttpPullTask::new(item_pull(3), conn));
-    let (engine, _events, stop) = engine(store, vec![typed("items", task, 1)]);
+    let (engine, _events, stop) = start_engine(store, vec![typed("items", task, 1)]);
     (engine, stop)
 }
 
@@ -457,7 +392,7 @@ both_backends!(
                 ],
             );
         let (engine, stop) = items_engine(&store, &server).await;
-        let job = run(&engine, "items").await;
+        let job = run_sync(&engine, "items").await;
         assert_eq!(job.state, JobState::Completed, "{job:?}");
         assert_eq!(job.result.as_ref().unwrap()["created"], 4);
         assert_eq!(server.hits(1).len(), 2);
@@ -560,10 +495,10 @@ both_backends!(
                 1,
             )])
             .collect();
-        let (engine, _events, stop) = engine(&store, types);
+        let (engine, _events, stop) = start_engine(&store, types);
 
         // Malformed JSON on page 2: page 1 stays applied, page 2 is not, the message names the page.
-        let job = run(&engine, "items").await;
+        let job = run_sync(&engine, "items").await;
         assert_eq!(job.state, JobState::Failed);
         let error = job.error.unwrap();
         assert!(
@@ -573,7 +508,7 @@ both_backends!(
         assert_eq!(store.live_records("items").await.unwrap().len(), 3);
 
         // A record without its key: the whole page is refused, naming record and field.
-        let job = run(&engine, "from3").await;
+        let job = run_sync(&engine, "from3").await;
         let error = job.error.unwrap();
         assert!(
             error.contains("page 1 (GET")
@@ -588,13 +523,13 @@ both_backends!(
         );
 
         // A 5xx that persists: tried twice (retries = 1), then the attempt fails retryably.
-        let job = run(&engine, "from4").await;
+        let job = run_sync(&engine, "from4").await;
         assert_eq!(job.state, JobState::Failed);
         assert!(job.error.as_deref().unwrap().contains("503"), "{job:?}");
         assert_eq!(server.hits(4).len(), 2);
 
         // A 4xx is not tried again; the server's message is kept.
-        let job = run(&engine, "from5").await;
+        let job = run_sync(&engine, "from5").await;
         assert!(
             job.error
                 .as_deref()
@@ -605,7 +540,7 @@ both_backends!(
         assert_eq!(server.hits(5).len(), 1);
 
         // No answer within the timeout.
-        let job = run(&engine, "from6").await;
+        let job = run_sync(&engine, "from6").await;
         assert!(
             job.error.as_deref().unwrap().contains("no answer within"),
             "{job:?}"
@@ -620,7 +555,7 @@ both_backends!(
         let store = db.store().await;
         let (_erp, base) = demo(3_000, Duration::from_millis(80)).await;
         let conn = connection(&base, |_| {});
-        let (engine, events, stop) = engine(
+        let (engine, events, stop) = start_engine(
             &store,
             vec![typed(
                 "customers",
@@ -632,7 +567,7 @@ both_backends!(
             )],
         );
         let mut feed = events.subscribe(None);
-        let (job, _) = engine.request_sync("customers", request()).await.unwrap();
+        let (job, _) = engine.request_sync("customers", tester()).await.unwrap();
         // Wait for a few pages, then cancel.
         loop {
             let Ok(event) = tokio::time::timeout(Duration::from_secs(10), feed.live.recv())
@@ -648,7 +583,7 @@ both_backends!(
             }
         }
         engine.cancel(job.id.parse().unwrap()).await.unwrap();
-        let job = finished(&engine, &job.id).await;
+        let job = job_finished(&engine, &job.id).await;
         assert_eq!(job.state, JobState::Cancelled);
         let kept = store.live_records("customers").await.unwrap().len();
         assert!(
@@ -679,7 +614,7 @@ both_backends!(the_auth_secret_is_sent_and_never_stored, |db| {
         });
     });
     assert!(!format!("{conn:?}").contains("s3cr3t"));
-    let (engine, _events, stop) = engine(
+    let (engine, _events, stop) = start_engine(
         &store,
         vec![typed(
             "items",
@@ -687,7 +622,7 @@ both_backends!(the_auth_secret_is_sent_and_never_stored, |db| {
             1,
         )],
     );
-    let job = run(&engine, "items").await;
+    let job = run_sync(&engine, "items").await;
     assert_eq!(
         server.hits.lock().unwrap()[0].2.as_deref(),
         Some("Bearer s3cr3t-token")
@@ -763,7 +698,7 @@ async fn http_call_posts_with_the_token_and_takes_counts_and_warnings() {
         path: path.into(),
         body: Some(json!({"source": "scheduler"})),
     };
-    let (engine, _events, stop) = engine(
+    let (engine, _events, stop) = start_engine(
         &store,
         vec![
             typed(
@@ -783,7 +718,7 @@ async fn http_call_posts_with_the_token_and_takes_counts_and_warnings() {
             ),
         ],
     );
-    let job = run(&engine, "collect").await;
+    let job = run_sync(&engine, "collect").await;
     assert_eq!(job.state, JobState::Completed, "{job:?}");
     let result = job.result.unwrap();
     assert_eq!(
@@ -797,7 +732,7 @@ async fn http_call_posts_with_the_token_and_takes_counts_and_warnings() {
     assert_eq!(body["job_id"], job.id);
 
     // A 4xx fails at once, whatever attempts are left, with the server's message.
-    let job = run(&engine, "refuse").await;
+    let job = run_sync(&engine, "refuse").await;
     assert_eq!((job.state, job.attempt), (JobState::Failed, 1));
     assert!(job
         .error
@@ -805,7 +740,7 @@ async fn http_call_posts_with_the_token_and_takes_counts_and_warnings() {
         .contains("422 Unprocessable Entity: unknown company"));
 
     // A 5xx is retryable: the second attempt succeeds.
-    let job = run(&engine, "flaky").await;
+    let job = run_sync(&engine, "flaky").await;
     assert_eq!(
         (job.state, job.attempt),
         (JobState::Completed, 2),
@@ -876,9 +811,9 @@ async fn commands_report_progress_log_their_output_and_are_judged_by_exit_code()
         )
     })
     .collect();
-    let (engine, _events, stop) = engine(&store, types);
+    let (engine, _events, stop) = start_engine(&store, types);
 
-    let job = run(&engine, "ok").await;
+    let job = run_sync(&engine, "ok").await;
     assert_eq!(job.state, JobState::Completed, "{job:?}");
     assert_eq!((job.processed, job.total, job.progress), (4, Some(4), 100));
     let logs = logs_of(&engine, &job).await;
@@ -902,7 +837,7 @@ async fn commands_report_progress_log_their_output_and_are_judged_by_exit_code()
 
     // The program exits but leaves a child holding its output: done after a short drain, and
     // the child is killed.
-    let job = run(&engine, "leftover").await;
+    let job = run_sync(&engine, "leftover").await;
     assert_eq!(job.state, JobState::Completed, "{job:?}");
     let logs = logs_of(&engine, &job).await;
     assert!(
@@ -912,7 +847,7 @@ async fn commands_report_progress_log_their_output_and_are_judged_by_exit_code()
     );
 
     // Exit 3: failed for good, with the last stderr line; not tried again.
-    let job = run(&engine, "bad").await;
+    let job = run_sync(&engine, "bad").await;
     assert_eq!((job.state, job.attempt), (JobState::Failed, 1));
     assert_eq!(
         job.error.as_deref(),
@@ -920,11 +855,11 @@ async fn commands_report_progress_log_their_output_and_are_judged_by_exit_code()
     );
 
     // Exit 75: tried again, then failed when the attempts run out.
-    let job = run(&engine, "again").await;
+    let job = run_sync(&engine, "again").await;
     assert_eq!((job.state, job.attempt), (JobState::Failed, 2), "{job:?}");
 
     // Timeout: killed, and the process is gone.
-    let job = run(&engine, "slow").await;
+    let job = run_sync(&engine, "slow").await;
     assert!(
         job.error
             .as_deref()
@@ -936,13 +871,13 @@ async fn commands_report_progress_log_their_output_and_are_judged_by_exit_code()
     assert!(!alive(pid.trim()), "the timed-out program still runs");
 
     // Cancel: the program and its children (its process group) are killed.
-    let (job, _) = engine.request_sync("stuck", request()).await.unwrap();
+    let (job, _) = engine.request_sync("stuck", tester()).await.unwrap();
     let id: Uuid = job.id.parse().unwrap();
     while !d.join("stuck.pid").exists() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     engine.cancel(id).await.unwrap();
-    let job = finished(&engine, &job.id).await;
+    let job = job_finished(&engine, &job.id).await;
     assert_eq!(job.state, JobState::Cancelled);
     let pid = std::fs::read_to_string(d.join("stuck.pid")).unwrap();
     let pid = pid.trim();
@@ -959,7 +894,7 @@ async fn commands_report_progress_log_their_output_and_are_judged_by_exit_code()
     );
 
     // A program that does not exist fails at once, naming it.
-    let job = run(&engine, "missing").await;
+    let job = run_sync(&engine, "missing").await;
     assert_eq!(job.attempt, 1);
     assert!(
         job.error.as_deref().unwrap().contains("could not start"),
@@ -1031,7 +966,7 @@ both_backends!(export_marks_only_what_the_erp_accepted, |db| {
         dir: outbox.path().join("outbox"),
         columns: vec!["id".into(), "customer_id".into(), "lines".into()],
     };
-    let (engine, _events, stop) = engine(
+    let (engine, _events, stop) = start_engine(
         &store,
         vec![
             typed(
@@ -1056,7 +991,7 @@ both_backends!(export_marks_only_what_the_erp_accepted, |db| {
             ),
         ],
     );
-    assert_eq!(run(&engine, "orders").await.state, JobState::Completed);
+    assert_eq!(run_sync(&engine, "orders").await.state, JobState::Completed);
     let ready: Vec<String> = erp_listing(&base, "orders")
         .await
         .into_iter()
@@ -1075,7 +1010,7 @@ both_backends!(export_marks_only_what_the_erp_accepted, |db| {
     };
 
     // Refused: the job fails with the ERP's message and nothing is marked exported.
-    let job = run(&engine, "export-refused").await;
+    let job = run_sync(&engine, "export-refused").await;
     assert_eq!(job.state, JobState::Failed);
     assert!(job.error.unwrap().contains("unknown VAT code"));
     assert_eq!(
@@ -1087,7 +1022,7 @@ both_backends!(export_marks_only_what_the_erp_accepted, |db| {
     );
 
     // Accepted: every ready order sent once, in batches, and marked.
-    let job = run(&engine, "export-orders").await;
+    let job = run_sync(&engine, "export-orders").await;
     assert_eq!(job.state, JobState::Completed, "{job:?}");
     assert_eq!(job.result.unwrap()["exported"], ready.len());
     assert_eq!(erp.imported_orders(), ready.len());
@@ -1099,11 +1034,11 @@ both_backends!(export_marks_only_what_the_erp_accepted, |db| {
         0
     );
     // Nothing new: a second run exports nothing.
-    let job = run(&engine, "export-orders").await;
+    let job = run_sync(&engine, "export-orders").await;
     assert_eq!(job.result.unwrap()["exported"], 0);
 
     // CSV: files appear whole, a header and one row per order.
-    let job = run(&engine, "export-csv").await;
+    let job = run_sync(&engine, "export-csv").await;
     assert_eq!(job.state, JobState::Completed, "{job:?}");
     let mut rows = 0;
     for file in std::fs::read_dir(outbox.path().join("outbox")).unwrap() {
@@ -1289,7 +1224,7 @@ both_backends!(
             .await
             .unwrap();
         let id = started["job_id"].as_str().unwrap().to_string();
-        let job = finished(&app.state.engine, &id).await;
+        let job = job_finished(&app.state.engine, &id).await;
         assert_eq!(job.state, JobState::Completed, "{job:?}");
         assert_eq!(job.result.as_ref().unwrap()["created"], 1200);
         assert_eq!(
@@ -1418,7 +1353,7 @@ async fn a_chatty_command_keeps_its_first_thousand_lines_and_counts_the_rest() {
         "chatty.sh",
         "i=0\nwhile [ $i -lt 1500 ]; do echo \"line $i\"; i=$((i+1)); done",
     );
-    let (engine, events, stop) = engine(
+    let (engine, events, stop) = start_engine(
         &store,
         vec![typed(
             "chatty",
@@ -1427,7 +1362,7 @@ async fn a_chatty_command_keeps_its_first_thousand_lines_and_counts_the_rest() {
         )],
     );
     let mut feed = events.subscribe(None);
-    let job = run(&engine, "chatty").await;
+    let job = run_sync(&engine, "chatty").await;
     assert_eq!(job.state, JobState::Completed, "{job:?}");
     let lines = logs_of(&engine, &job).await;
     assert_eq!(lines.len(), 1000);
@@ -1475,13 +1410,13 @@ both_backends!(
             .page(2, vec![page(2..4)])
             .page(3, vec![page(4..5)]);
         let (engine, stop) = items_engine(&store, &server).await;
-        let job = run(&engine, "items").await;
+        let job = run_sync(&engine, "items").await;
         assert_eq!(job.result.as_ref().unwrap()["created"], 5, "{job:?}");
         assert_eq!(store.live_records("items").await.unwrap().len(), 5);
 
         // The next full pull gets an empty answer: that looks like a broken source, not an empty
         // one, so nothing is marked removed, and the job says so.
-        let job = run(&engine, "items").await;
+        let job = run_sync(&engine, "items").await;
         assert_eq!(job.state, JobState::Completed);
         assert_eq!(job.result.as_ref().unwrap()["removed"], 0);
         assert!(job.warnings[0].contains("returned no items"), "{job:?}");

@@ -10,6 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::helpers::eventually;
 use async_trait::async_trait;
 use baton::{
     model::{EventKind, Job, JobSource, JobState, SyncState},
@@ -104,18 +105,16 @@ fn id(job: &Job) -> Uuid {
 
 /// Waits (bounded, for safety only) until the job satisfies `done`.
 async fn wait_for(engine: &Engine, job: Uuid, done: impl Fn(&Job) -> bool) -> Job {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    let done = &done;
+    eventually(Duration::from_secs(20), || async move {
         let current = engine.job(job).await.unwrap();
         if done(&current) {
-            return current;
+            Ok(current)
+        } else {
+            Err(current)
         }
-        assert!(
-            Instant::now() < deadline,
-            "job never got there: {current:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await
 }
 
 async fn finished(engine: &Engine, job: Uuid) -> Job {

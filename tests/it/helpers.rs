@@ -222,6 +222,33 @@ impl TestApp {
             .expect("request")
     }
 
+    /// `GET path`: the status and the JSON body (`null` when there is none).
+    pub async fn get_json_status(&self, path: &str) -> (u16, serde_json::Value) {
+        let response = self.get(path).await;
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or_default())
+    }
+
+    /// `GET path`: the JSON body, whatever the status.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        self.get_json_status(path).await.1
+    }
+
+    /// `POST path` with `body` as JSON (or no body): the status and the JSON answer.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut request = self.client.post(self.url(path));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or_default())
+    }
+
     /// Cancels the root token, as SIGTERM does, waits for `run` to return Ok, and hands back the
     /// database so the test can look at what shutdown left in it.
     pub async fn shutdown(self) -> TestDb {
@@ -349,21 +376,54 @@ pub fn tester() -> baton::server::engine::Origin {
     }
 }
 
-/// Waits (up to 60 s) until job `id` has ended, and returns it.
+/// Polls `check` every 20 ms until it answers `Ok`, and returns what it gave. `within` bounds
+/// the wait for safety only (tests never assert on time); past it, the test fails showing the
+/// last `Err` (what was seen instead).
+pub async fn eventually<T, E, F, Fut>(within: Duration, mut check: F) -> T
+where
+    E: std::fmt::Debug,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(seen) if std::time::Instant::now() >= deadline => {
+                panic!("never got there within {within:?}; last seen: {seen:#?}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+/// Waits until job `id` has ended, and returns it.
 pub async fn job_finished(engine: &baton::server::engine::Engine, id: &str) -> baton::model::Job {
     let id: uuid::Uuid = id.parse().unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
+    eventually(Duration::from_secs(60), || async move {
         let job = engine.job(id).await.unwrap();
         if job.state.is_terminal() {
-            return job;
+            Ok(job)
+        } else {
+            Err(job)
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never finished: {job:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await
+}
+
+/// A type running `task` with `attempts` attempts and tiny backoffs.
+pub fn typed(
+    name: &str,
+    task: std::sync::Arc<dyn baton::server::engine::task::SyncTask>,
+    attempts: u32,
+) -> baton::server::engine::types::SyncType {
+    let mut ty = baton::server::engine::types::SyncType::new(name, 1, true, task);
+    ty.retry = baton::server::lifecycle::retry::RetryPolicy {
+        max_attempts: attempts,
+        base_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(20),
+    };
+    ty
 }
 
 /// Requests a run of `sync_type` and waits until it has ended.

@@ -1,8 +1,8 @@
 //! The job API over real HTTP on 127.0.0.1:0: every route, and what each bad input gets.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::helpers::{spawn_app_with, SseReader, TestApp, TestDb};
+use crate::helpers::{eventually, spawn_app_with, SseReader, TestApp, TestDb};
 use baton::server::{
     catalog::{SyncTypeConfig, TaskConfig},
     config::Config,
@@ -40,34 +40,19 @@ async fn app(db: TestDb) -> TestApp {
     spawn_app_with(db, quick).await
 }
 
-async fn post(app: &TestApp, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut request = app.client.post(app.url(path));
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
-async fn get(app: &TestApp, path: &str) -> (u16, Value) {
-    let response = app.get(path).await;
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
 /// Polls the job until `done` holds (bounded, for safety only).
 async fn wait_job(app: &TestApp, id: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (status, job) = get(app, &format!("/api/jobs/{id}")).await;
+    let done = &done;
+    eventually(Duration::from_secs(20), || async move {
+        let (status, job) = app.get_json_status(&format!("/api/jobs/{id}")).await;
         assert_eq!(status, 200, "{job}");
         if done(&job) {
-            return job;
+            Ok(job)
+        } else {
+            Err(job)
         }
-        assert!(Instant::now() < deadline, "job never got there: {job}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    })
+    .await
 }
 
 fn terminal(job: &Value) -> bool {
@@ -79,7 +64,7 @@ fn terminal(job: &Value) -> bool {
 
 /// Starts the blocker and waits until it holds the mutex; returns its id.
 async fn hold_mutex(app: &TestApp) -> String {
-    let (status, body) = post(app, "/api/sync/blocker", None).await;
+    let (status, body) = app.post_json("/api/sync/blocker", None).await;
     assert_eq!(status, 202, "{body}");
     let id = body["job_id"].as_str().unwrap().to_string();
     wait_job(app, &id, |j| j["state"] == "running").await;
@@ -89,21 +74,18 @@ async fn hold_mutex(app: &TestApp) -> String {
 both_backends!(a_sync_is_requested_deduplicated_run_and_read_back, |db| {
     let app = app(db).await;
     let blocker = hold_mutex(&app).await;
-    let (status, first) = post(
-        &app,
-        "/api/sync/orders",
-        Some(json!({ "triggered_by": "anna" })),
-    )
-    .await;
+    let (status, first) = app
+        .post_json("/api/sync/orders", Some(json!({ "triggered_by": "anna" })))
+        .await;
     assert_eq!(status, 202);
     assert_eq!(first["state"], "pending");
     assert_eq!(first["deduplicated"], false);
-    let (status, second) = post(&app, "/api/sync/orders", None).await;
+    let (status, second) = app.post_json("/api/sync/orders", None).await;
     assert_eq!(status, 202);
     assert_eq!(second["job_id"], first["job_id"]);
     assert_eq!(second["deduplicated"], true);
 
-    let (_, status) = get(&app, "/api/sync/status").await;
+    let (_, status) = app.get_json_status("/api/sync/status").await;
     assert_eq!(status["current"]["id"].as_str(), Some(blocker.as_str()));
     assert_eq!(status["queue"][0]["id"], first["job_id"]);
     assert_eq!(status["types"]["orders"]["pending_job"], first["job_id"]);
@@ -120,7 +102,9 @@ both_backends!(a_sync_is_requested_deduplicated_run_and_read_back, |db| {
         assert!(status["types"][name].is_object(), "{name} in {status}");
     }
 
-    let (status, cancelled) = post(&app, &format!("/api/jobs/{blocker}/cancel"), None).await;
+    let (status, cancelled) = app
+        .post_json(&format!("/api/jobs/{blocker}/cancel"), None)
+        .await;
     assert_eq!(status, 200);
     assert!(cancelled["cancel_requested_at"].is_string());
     let id = first["job_id"].as_str().unwrap();
@@ -163,7 +147,7 @@ both_backends!(a_sync_is_requested_deduplicated_run_and_read_back, |db| {
         wait_job(&app, &blocker, terminal).await["state"],
         "cancelled"
     );
-    let (_, status) = get(&app, "/api/sync/status").await;
+    let (_, status) = app.get_json_status("/api/sync/status").await;
     assert_eq!(status["types"]["orders"]["state"], "success");
     assert_eq!(
         status["types"]["blocker"]["state"], "idle",
@@ -175,7 +159,7 @@ both_backends!(a_sync_is_requested_deduplicated_run_and_read_back, |db| {
 async fn a_full_sync_queues_every_enabled_type_in_priority_order() {
     let app = app(TestDb::sqlite()).await;
     hold_mutex(&app).await;
-    let (status, body) = post(&app, "/api/sync/full", None).await;
+    let (status, body) = app.post_json("/api/sync/full", None).await;
     assert_eq!(status, 202);
     let types: Vec<_> = body["jobs"]
         .as_array()
@@ -202,7 +186,7 @@ async fn a_full_sync_queues_every_enabled_type_in_priority_order() {
 async fn bad_requests_to_sync_get_clear_errors() {
     let app = app(TestDb::sqlite()).await;
     // An unknown type: 404, listing the known ones.
-    let (status, body) = post(&app, "/api/sync/teleport", None).await;
+    let (status, body) = app.post_json("/api/sync/teleport", None).await;
     assert_eq!(status, 404);
     assert_eq!(body["error"], "not_found");
     let message = body["message"].as_str().unwrap();
@@ -225,23 +209,20 @@ async fn bad_requests_to_sync_get_clear_errors() {
     assert!(body["message"].as_str().unwrap().contains("not valid JSON"));
 
     // Well-formed JSON of the wrong shape: 422, naming the field.
-    let (status, body) = post(
-        &app,
-        "/api/sync/orders",
-        Some(json!({ "triggerd_by": "x" })),
-    )
-    .await;
+    let (status, body) = app
+        .post_json("/api/sync/orders", Some(json!({ "triggerd_by": "x" })))
+        .await;
     assert_eq!(status, 422);
     assert!(
         body["message"].as_str().unwrap().contains("triggerd_by"),
         "{body}"
     );
-    let (status, _) = post(
-        &app,
-        "/api/sync/orders",
-        Some(json!({ "triggered_by": "x".repeat(201) })),
-    )
-    .await;
+    let (status, _) = app
+        .post_json(
+            "/api/sync/orders",
+            Some(json!({ "triggered_by": "x".repeat(201) })),
+        )
+        .await;
     assert_eq!(status, 422);
 
     // A body that is not JSON at all.
@@ -256,11 +237,11 @@ async fn bad_requests_to_sync_get_clear_errors() {
     assert_eq!(response.status(), 400);
 
     // `records` needs records.
-    let (status, body) = post(&app, "/api/sync/records", None).await;
+    let (status, body) = app.post_json("/api/sync/records", None).await;
     assert_eq!(status, 422);
     assert!(body["message"].as_str().unwrap().contains("/api/jobs"));
     // None of it queued anything.
-    let (_, page) = get(&app, "/api/jobs").await;
+    let (_, page) = app.get_json_status("/api/jobs").await;
     assert_eq!(page["jobs"].as_array().unwrap().len(), 0, "{page}");
 }
 
@@ -269,12 +250,12 @@ both_backends!(pushed_records_are_stored_and_bad_records_refused, |db| {
     let records: Vec<Value> = (0..120)
         .map(|i| json!({ "id": i, "balance": i * 10 }))
         .collect();
-    let (status, body) = post(
-        &app,
-        "/api/jobs",
-        Some(json!({ "sync_type": "records", "records": records, "triggered_by": "erp" })),
-    )
-    .await;
+    let (status, body) = app
+        .post_json(
+            "/api/jobs",
+            Some(json!({ "sync_type": "records", "records": records, "triggered_by": "erp" })),
+        )
+        .await;
     assert_eq!(status, 202, "{body}");
     let job = wait_job(&app, body["job_id"].as_str().unwrap(), terminal).await;
     assert_eq!(job["state"], "completed");
@@ -302,7 +283,7 @@ both_backends!(pushed_records_are_stored_and_bad_records_refused, |db| {
         (json!({ "records": [] }), 422, "sync_type"),
         (json!({ "sync_type": "records" }), 422, "carry records"),
     ] {
-        let (status, answer) = post(&app, "/api/jobs", Some(body.clone())).await;
+        let (status, answer) = app.post_json("/api/jobs", Some(body.clone())).await;
         assert_eq!(status, expected, "{body} → {answer}");
         assert!(
             answer["message"].as_str().unwrap().contains(says),
@@ -326,74 +307,74 @@ async fn an_oversized_records_push_is_413_and_stores_nothing() {
     })
     .await;
     let records: Vec<Value> = (0..500).map(|i| json!({ "id": i })).collect();
-    let (status, body) = post(
-        &app,
-        "/api/jobs",
-        Some(json!({ "sync_type": "records", "records": records })),
-    )
-    .await;
+    let (status, body) = app
+        .post_json(
+            "/api/jobs",
+            Some(json!({ "sync_type": "records", "records": records })),
+        )
+        .await;
     assert_eq!(status, 413, "{body}");
     assert_eq!(body["error"], "payload_too_large");
-    let (_, page) = get(&app, "/api/jobs").await;
+    let (_, page) = app.get_json_status("/api/jobs").await;
     assert!(page["jobs"].as_array().unwrap().is_empty());
 }
 
 both_backends!(cancel_retry_and_lookups_answer_each_case, |db| {
     let app = app(db).await;
     hold_mutex(&app).await;
-    let (_, queued) = post(&app, "/api/sync/prices", None).await;
+    let (_, queued) = app.post_json("/api/sync/prices", None).await;
     let id = queued["job_id"].as_str().unwrap().to_string();
 
     // Retry of a job that has not failed: 409.
-    let (status, body) = post(&app, &format!("/api/jobs/{id}/retry"), None).await;
+    let (status, body) = app.post_json(&format!("/api/jobs/{id}/retry"), None).await;
     assert_eq!(status, 409);
     assert!(body["message"]
         .as_str()
         .unwrap()
         .contains("only failed or cancelled"));
 
-    let (status, job) = post(&app, &format!("/api/jobs/{id}/cancel"), None).await;
+    let (status, job) = app.post_json(&format!("/api/jobs/{id}/cancel"), None).await;
     assert_eq!(status, 200);
     assert_eq!(job["state"], "cancelled");
     // Cancel of a finished job: 409.
-    let (status, body) = post(&app, &format!("/api/jobs/{id}/cancel"), None).await;
+    let (status, body) = app.post_json(&format!("/api/jobs/{id}/cancel"), None).await;
     assert_eq!(status, 409);
     assert_eq!(body["error"], "conflict");
 
-    let (status, retry) = post(
-        &app,
-        &format!("/api/jobs/{id}/retry"),
-        Some(json!({ "triggered_by": "bob" })),
-    )
-    .await;
+    let (status, retry) = app
+        .post_json(
+            &format!("/api/jobs/{id}/retry"),
+            Some(json!({ "triggered_by": "bob" })),
+        )
+        .await;
     assert_eq!(status, 202);
     assert_eq!(retry["retry_of"].as_str(), Some(id.as_str()));
     let new_id = retry["job_id"].as_str().unwrap();
-    let (_, new_job) = get(&app, &format!("/api/jobs/{new_id}")).await;
+    let (_, new_job) = app.get_json_status(&format!("/api/jobs/{new_id}")).await;
     assert_eq!(new_job["source"], "manual");
     assert_eq!(new_job["triggered_by"], "bob");
 
     // Unknown ids: 404; ids that are not ids: 400.
     let unknown = "01938f6e-8a4b-7cc0-9f1e-2b3c4d5e6f70";
     for path in [format!("/api/jobs/{unknown}")] {
-        assert_eq!(get(&app, &path).await.0, 404);
+        assert_eq!(app.get_json_status(&path).await.0, 404);
     }
     assert_eq!(
-        post(&app, &format!("/api/jobs/{unknown}/cancel"), None)
+        app.post_json(&format!("/api/jobs/{unknown}/cancel"), None)
             .await
             .0,
         404
     );
     assert_eq!(
-        post(&app, &format!("/api/jobs/{unknown}/retry"), None)
+        app.post_json(&format!("/api/jobs/{unknown}/retry"), None)
             .await
             .0,
         404
     );
-    let (status, body) = get(&app, "/api/jobs/not-a-uuid").await;
+    let (status, body) = app.get_json_status("/api/jobs/not-a-uuid").await;
     assert_eq!(status, 400);
     assert!(body["message"].as_str().unwrap().contains("not a job id"));
-    assert_eq!(post(&app, "/api/jobs/42/cancel", None).await.0, 400);
+    assert_eq!(app.post_json("/api/jobs/42/cancel", None).await.0, 400);
 });
 
 both_backends!(the_job_list_filters_searches_and_pages_newest_first, |db| {
@@ -405,21 +386,22 @@ both_backends!(the_job_list_filters_searches_and_pages_newest_first, |db| {
         ("customers", "bob"),
         ("ddt", "Anna-Maria"),
     ] {
-        let (_, body) = post(
-            &app,
-            &format!("/api/sync/{ty}"),
-            Some(json!({ "triggered_by": who })),
-        )
-        .await;
+        let (_, body) = app
+            .post_json(
+                &format!("/api/sync/{ty}"),
+                Some(json!({ "triggered_by": who })),
+            )
+            .await;
         ids.push(body["job_id"].as_str().unwrap().to_string());
     }
-    post(&app, &format!("/api/jobs/{}/cancel", ids[1]), None).await;
+    app.post_json(&format!("/api/jobs/{}/cancel", ids[1]), None)
+        .await;
 
     let list = |query: &str| {
         let path = format!("/api/jobs?{query}");
         let app = &app;
         async move {
-            let (status, page) = get(app, &path).await;
+            let (status, page) = app.get_json_status(&path).await;
             assert_eq!(status, 200, "{path}: {page}");
             let ids: Vec<String> = page["jobs"]
                 .as_array()
@@ -461,7 +443,7 @@ both_backends!(the_job_list_filters_searches_and_pages_newest_first, |db| {
         ("limit=ten", "1 to 500"),
         ("cursor=yesterday", "next_cursor"),
     ] {
-        let (status, body) = get(&app, &format!("/api/jobs?{query}")).await;
+        let (status, body) = app.get_json_status(&format!("/api/jobs?{query}")).await;
         assert_eq!(status, 400, "{query}");
         assert!(
             body["message"].as_str().unwrap().contains(says),
@@ -474,7 +456,7 @@ both_backends!(the_job_list_filters_searches_and_pages_newest_first, |db| {
 async fn the_event_stream_carries_a_jobs_life_with_ids() {
     let app = app(TestDb::sqlite()).await;
     let mut sse = SseReader::new(app.get("/api/events").await);
-    let (_, body) = post(&app, "/api/sync/orders", None).await;
+    let (_, body) = app.post_json("/api/sync/orders", None).await;
     let id = body["job_id"].as_str().unwrap().to_string();
     let mut seen = Vec::new();
     let mut last_id = 0u64;
@@ -512,6 +494,6 @@ async fn a_cross_site_page_cannot_start_a_sync() {
         .await
         .unwrap();
     assert_eq!(response.status(), 403);
-    let (_, page) = get(&app, "/api/jobs").await;
+    let (_, page) = app.get_json_status("/api/jobs").await;
     assert!(page["jobs"].as_array().unwrap().is_empty());
 }

@@ -1,9 +1,9 @@
 //! Workflow sessions over HTTP against the in-process demo ERP: the daily sync from start to
 //! the last checkmark, the employee sync with partial success, and every bad request.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::helpers::{spawn_app_with, TestApp, TestDb};
+use crate::helpers::{eventually, spawn_app_with, TestApp, TestDb};
 use serde_json::{json, Value};
 
 async fn app(db: TestDb) -> TestApp {
@@ -16,34 +16,18 @@ async fn app(db: TestDb) -> TestApp {
     .await
 }
 
-async fn post(app: &TestApp, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut request = app.client.post(app.url(path));
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    (
-        response.status().as_u16(),
-        response.json().await.unwrap_or(Value::Null),
-    )
-}
-
 /// Polls the session until `done` holds (bounded, for safety only).
 async fn until(app: &TestApp, id: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let session: Value = app
-            .get(&format!("/api/sessions/{id}"))
-            .await
-            .json()
-            .await
-            .unwrap();
+    let done = &done;
+    eventually(Duration::from_secs(30), || async move {
+        let session: Value = app.get_json(&format!("/api/sessions/{id}")).await;
         if done(&session) {
-            return session;
+            Ok(session)
+        } else {
+            Err(session)
         }
-        assert!(Instant::now() < deadline, "never got there: {session:#}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 fn statuses(session: &Value) -> Vec<String> {
@@ -59,12 +43,12 @@ both_backends!(
     the_daily_sync_runs_to_the_last_checkmark_with_two_clicks,
     |db| {
         let app = app(db).await;
-        let (status, started) = post(
-            &app,
-            "/api/sessions",
-            Some(json!({"workflow": "daily-sync", "triggered_by": "anna"})),
-        )
-        .await;
+        let (status, started) = app
+            .post_json(
+                "/api/sessions",
+                Some(json!({"workflow": "daily-sync", "triggered_by": "anna"})),
+            )
+            .await;
         assert_eq!(status, 202, "{started}");
         let id = started["session_id"].as_str().unwrap().to_string();
 
@@ -119,12 +103,12 @@ both_backends!(
         assert_eq!(workflows[0]["steps"][1]["gate"], "Export Orders");
         assert_eq!(workflows[1]["id"], "employee-sync");
 
-        let (status, _) = post(
-            &app,
-            &format!("/api/sessions/{id}/steps/2/action"),
-            Some(json!({"triggered_by": "bob"})),
-        )
-        .await;
+        let (status, _) = app
+            .post_json(
+                &format!("/api/sessions/{id}/steps/2/action"),
+                Some(json!({"triggered_by": "bob"})),
+            )
+            .await;
         assert_eq!(status, 200);
         let session = until(&app, &id, |s| s["steps"][4]["action"] == "Confirm").await;
         assert_eq!(
@@ -146,7 +130,9 @@ both_backends!(
             "{findings:?}"
         );
 
-        let (status, _) = post(&app, &format!("/api/sessions/{id}/steps/5/action"), None).await;
+        let (status, _) = app
+            .post_json(&format!("/api/sessions/{id}/steps/5/action"), None)
+            .await;
         assert_eq!(status, 200);
         let session = until(&app, &id, |s| s["finished_at"].is_string()).await;
         assert_eq!(statuses(&session), ["completed"; 5]);
@@ -167,12 +153,9 @@ both_backends!(
 #[tokio::test]
 async fn the_employee_sync_calls_three_workers_in_sequence() {
     let app = app(TestDb::sqlite()).await;
-    let (_, started) = post(
-        &app,
-        "/api/sessions",
-        Some(json!({"workflow": "employee-sync"})),
-    )
-    .await;
+    let (_, started) = app
+        .post_json("/api/sessions", Some(json!({"workflow": "employee-sync"})))
+        .await;
     let id = started["session_id"].as_str().unwrap().to_string();
     let session = until(&app, &id, |s| s["finished_at"].is_string()).await;
     assert_eq!(statuses(&session), ["completed"; 3]);
@@ -198,7 +181,7 @@ async fn bad_session_requests_get_clear_errors() {
             "color",
         ),
     ] {
-        let (got, answer) = post(&app, "/api/sessions", Some(body.clone())).await;
+        let (got, answer) = app.post_json("/api/sessions", Some(body.clone())).await;
         assert_eq!(got, status, "{body}: {answer}");
         assert!(
             answer["message"].as_str().unwrap().contains(says),
@@ -237,15 +220,14 @@ async fn bad_session_requests_get_clear_errors() {
             "{path}: {answer}"
         );
     }
-    let (status, _) = post(&app, &format!("/api/sessions/{unknown}/clear"), None).await;
+    let (status, _) = app
+        .post_json(&format!("/api/sessions/{unknown}/clear"), None)
+        .await;
     assert_eq!(status, 404);
 
-    let (_, started) = post(
-        &app,
-        "/api/sessions",
-        Some(json!({"workflow": "daily-sync"})),
-    )
-    .await;
+    let (_, started) = app
+        .post_json("/api/sessions", Some(json!({"workflow": "daily-sync"})))
+        .await;
     let id = started["session_id"].as_str().unwrap().to_string();
     until(&app, &id, |s| s["steps"][1]["action"] == "Export Orders").await;
     for (path, status, says) in [
@@ -275,7 +257,7 @@ async fn bad_session_requests_get_clear_errors() {
             "has not failed",
         ),
     ] {
-        let (got, answer) = post(&app, &path, None).await;
+        let (got, answer) = app.post_json(&path, None).await;
         assert_eq!(got, status, "{path}: {answer}");
         assert!(
             answer["message"].as_str().unwrap().contains(says),
@@ -283,7 +265,9 @@ async fn bad_session_requests_get_clear_errors() {
         );
     }
     // Clear: run 2 from step 1, the timeline keeps run 1.
-    let (status, session) = post(&app, &format!("/api/sessions/{id}/clear"), None).await;
+    let (status, session) = app
+        .post_json(&format!("/api/sessions/{id}/clear"), None)
+        .await;
     assert_eq!(status, 200);
     assert_eq!(session["run"], 2);
     let session = until(&app, &id, |s| s["steps"][1]["action"] == "Export Orders").await;
@@ -332,14 +316,18 @@ async fn a_workflow_from_the_config_runs_beside_the_built_in_ones() {
         .collect();
     assert_eq!(ids, ["daily-sync", "employee-sync", "quick"]);
 
-    let (status, started) = post(&app, "/api/sessions", Some(json!({"workflow": "quick"}))).await;
+    let (status, started) = app
+        .post_json("/api/sessions", Some(json!({"workflow": "quick"})))
+        .await;
     assert_eq!(status, 202, "{started}");
     let id = started["session_id"].as_str().unwrap().to_string();
     // A gate without jobs says what it waits for; pressing it ends the session.
     let session = until(&app, &id, |s| s["steps"][1]["action"] == "Looks good").await;
     assert_eq!(session["name"], "Quick check");
     assert_eq!(session["steps"][1]["message"], "waiting for Looks good");
-    let (status, _) = post(&app, &format!("/api/sessions/{id}/steps/2/action"), None).await;
+    let (status, _) = app
+        .post_json(&format!("/api/sessions/{id}/steps/2/action"), None)
+        .await;
     assert_eq!(status, 200);
     let session = until(&app, &id, |s| s["finished_at"].is_string()).await;
     assert_eq!(session["state"], "completed");

@@ -12,7 +12,7 @@ use std::{
     time::Duration,
 };
 
-use crate::helpers::{run_sync, start_engine, TestDb};
+use crate::helpers::{run_sync, start_engine, typed, TestDb};
 use axum::{extract::Request, middleware::Next, Router};
 use baton::{
     model::JobState,
@@ -25,8 +25,7 @@ use baton::{
             tls::TlsConfig,
         },
         demo_erp::{DemoErp, DemoErpSettings},
-        engine::{task::SyncTask, types::SyncType},
-        lifecycle::retry::RetryPolicy,
+        engine::types::SyncType,
         store::Store,
     },
 };
@@ -190,20 +189,13 @@ fn connection(base: &str, tls: TlsConfig) -> Arc<Connection> {
     Arc::new(connection)
 }
 
-/// A type running `task`, allowed three attempts with tiny backoffs.
-fn typed(name: &str, task: Arc<dyn SyncTask>) -> SyncType {
-    let mut ty = SyncType::new(name, 1, true, task);
-    ty.retry = RetryPolicy {
-        max_attempts: 3,
-        base_delay: Duration::from_millis(10),
-        max_delay: Duration::from_millis(20),
-    };
-    ty
-}
-
 fn customers_pull(connection: Arc<Connection>) -> SyncType {
     let pull = HttpPullConfig::new("erp", "/customers", "customers").pages_of(500);
-    typed("customers", Arc::new(HttpPullTask::new(pull, connection)))
+    typed(
+        "customers",
+        Arc::new(HttpPullTask::new(pull, connection)),
+        3,
+    )
 }
 
 /// Pulls customers over `connection` on a fresh SQLite store; the finished job.
@@ -430,12 +422,17 @@ both_backends!(http_call_and_an_http_export_work_over_https, |db| {
     let (engine, _, stop) = start_engine(
         &store,
         vec![
-            typed("orders", Arc::new(HttpPullTask::new(orders, conn.clone()))),
+            typed(
+                "orders",
+                Arc::new(HttpPullTask::new(orders, conn.clone())),
+                3,
+            ),
             typed(
                 "export-orders",
                 Arc::new(ExportTask::new(export, Some(conn.clone()))),
+                3,
             ),
-            typed("snapshot", Arc::new(HttpCallTask::new(call, conn))),
+            typed("snapshot", Arc::new(HttpCallTask::new(call, conn)), 3),
         ],
     );
     let call = run_sync(&engine, "snapshot").await;

@@ -7,9 +7,10 @@ use std::{
         atomic::{AtomicU32, Ordering},
         Arc,
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
+use crate::helpers::eventually;
 use async_trait::async_trait;
 use baton::{
     model::{JobSource, StepStatus},
@@ -163,32 +164,29 @@ fn request() -> Origin {
 
 /// Waits (bounded, for safety only) until the session's steps read as `want`.
 async fn steps_become(status: &StatusService, id: Uuid, want: &[StepStatus]) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    eventually(Duration::from_secs(20), || async move {
         let read = status.get_session_status(id).await.unwrap();
         let now: Vec<_> = read.steps.iter().map(|s| s.status).collect();
         if now == want {
-            return;
+            Ok(())
+        } else {
+            Err((now, read))
         }
-        assert!(
-            Instant::now() < deadline,
-            "steps are {now:?}, not {want:?}: {read:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await
 }
 
 /// Waits (bounded) until step `n` offers its gate's button: its "waiting" row is written a
 /// moment before the button can be pressed, as the page and the API see it.
 async fn gate_opens(workflows: &Workflows, id: Uuid, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while workflows.view(id).await.unwrap().steps[n - 1]
-        .action
-        .is_none()
-    {
-        assert!(Instant::now() < deadline, "step {n}'s gate never opened");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(Duration::from_secs(10), || async move {
+        let view = workflows.view(id).await.unwrap();
+        match view.steps[n - 1].action {
+            Some(_) => Ok(()),
+            None => Err(view),
+        }
+    })
+    .await
 }
 
 async fn state_of(store: &Store, id: Uuid) -> String {
@@ -198,15 +196,15 @@ async fn state_of(store: &Store, id: Uuid) -> String {
 /// Waits (bounded) until the session's state is `want`: the last status row is written a
 /// moment before the session is marked finished.
 async fn state_becomes(store: &Store, id: Uuid, want: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while state_of(store, id).await != want {
-        assert!(
-            Instant::now() < deadline,
-            "the session stays {}",
-            state_of(store, id).await
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(Duration::from_secs(10), || async move {
+        let state = state_of(store, id).await;
+        if state == want {
+            Ok(())
+        } else {
+            Err(state)
+        }
+    })
+    .await
 }
 
 both_backends!(steps_advance_and_gates_wait_for_a_person, |db| {
