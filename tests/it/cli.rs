@@ -249,18 +249,12 @@ async fn check_stop_and_crash(db: TestDb) {
     assert!(wait(&mut child).success());
 }
 
-#[tokio::test]
-async fn serve_stops_cleanly_on_sigterm_and_starts_again_after_sigkill_on_sqlite() {
-    check_stop_and_crash(TestDb::sqlite()).await;
-}
-
-#[tokio::test]
-async fn serve_stops_cleanly_on_sigterm_and_starts_again_after_sigkill_on_postgres() {
-    let Some(db) = TestDb::postgres().await else {
-        return;
-    };
-    check_stop_and_crash(db).await;
-}
+both_backends!(
+    serve_stops_cleanly_on_sigterm_and_starts_again_after_sigkill,
+    |db| {
+        check_stop_and_crash(db).await;
+    }
+);
 
 /// Starts `baton serve` with `env`, stops it with SIGTERM once it listens, and returns its whole
 /// log after checking the exit was clean.

@@ -156,11 +156,15 @@ async fn kill_at_random_moments_and_lose_nothing(db: TestDb) {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("baton.toml");
     std::fs::write(&config, CONFIG).unwrap();
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    eprintln!("crash test seed: {seed}");
+    // BATON_CRASH_SEED=<the printed seed> repeats a failed run's kill moments.
+    let seed = match std::env::var("BATON_CRASH_SEED") {
+        Ok(seed) => seed.parse().expect("BATON_CRASH_SEED is a whole number"),
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64,
+    };
+    eprintln!("crash test seed: {seed} (BATON_CRASH_SEED={seed} repeats it)");
     let mut rng = Lcg(seed);
     let log = Arc::new(Mutex::new(Vec::new()));
     let client = reqwest::Client::new();
@@ -241,18 +245,9 @@ async fn kill_at_random_moments_and_lose_nothing(db: TestDb) {
     }
 }
 
-#[tokio::test]
-async fn sqlite_survives_sigkill_at_random_moments() {
-    kill_at_random_moments_and_lose_nothing(TestDb::sqlite()).await;
-}
-
-#[tokio::test]
-async fn postgres_survives_sigkill_at_random_moments() {
-    let Some(db) = TestDb::postgres().await else {
-        return;
-    };
+both_backends!(survives_sigkill_at_random_moments, |db| {
     kill_at_random_moments_and_lose_nothing(db).await;
-}
+});
 
 const PULL_CONFIG: &str = r#"
 lease_ttl = "1s"
@@ -347,15 +342,6 @@ async fn a_killed_pull_resumes_from_its_checkpoint(db: TestDb) {
     );
 }
 
-#[tokio::test]
-async fn sqlite_pull_resumes_after_sigkill() {
-    a_killed_pull_resumes_from_its_checkpoint(TestDb::sqlite()).await;
-}
-
-#[tokio::test]
-async fn postgres_pull_resumes_after_sigkill() {
-    let Some(db) = TestDb::postgres().await else {
-        return;
-    };
+both_backends!(a_pull_resumes_after_sigkill, |db| {
     a_killed_pull_resumes_from_its_checkpoint(db).await;
-}
+});
