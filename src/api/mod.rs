@@ -1,21 +1,29 @@
 //! Server functions: the UI's typed calls into the server. Each is a thin wrapper over the job
 //! engine, the same calls the JSON API makes; no logic lives here.
 //!
-//! They answer errors with server_fn's 500 and the message; the UI shows the message. Clients
-//! that need status codes use the JSON API (`src/server/api.rs`).
+//! They answer with a typed [`UiError`] classified as the JSON API classifies its errors (and
+//! with the same status code), so pages branch on the kind of error, never on its text.
+
+mod error;
 
 use leptos::prelude::*;
 
+pub use self::error::UiError;
 use crate::model::{EntityChange, Job, JobLogLine, SyncStatus, WorkflowOverview};
 
 #[cfg(feature = "ssr")]
 mod server {
-    use leptos::prelude::ServerFnError;
-
+    use super::UiError;
     use crate::{
         model::JobSource,
-        server::engine::{EngineError, Origin},
+        server::{engine::Origin, state::AppState},
     };
+
+    /// The application state, which leptos_axum provides to every server function.
+    pub fn state() -> Result<AppState, UiError> {
+        leptos::prelude::use_context::<AppState>()
+            .ok_or_else(|| UiError::Internal("the application state is not available here".into()))
+    }
 
     /// What a person at the dashboard asked for.
     pub fn dashboard() -> Origin {
@@ -26,81 +34,54 @@ mod server {
         }
     }
 
-    /// The engine's refusal as a message for the page; database failures only in the log.
-    pub fn shown(err: EngineError) -> ServerFnError {
-        match err {
-            EngineError::Store(cause) => {
-                tracing::error!(error = %cause, "server function failed");
-                ServerFnError::new("something went wrong on the server; the details are in its log")
-            }
-            other => ServerFnError::new(other.to_string()),
-        }
+    pub fn session_id(raw: &str) -> Result<uuid::Uuid, UiError> {
+        crate::server::http::extract::session_id(raw).map_err(UiError::from)
     }
 
-    /// The workflow service's refusal as a message for the page; database failures only in the log.
-    pub fn shown_workflow(err: crate::server::workflows::WorkflowError) -> ServerFnError {
-        use crate::server::workflows::WorkflowError;
-        match err {
-            WorkflowError::Engine(engine) => shown(engine),
-            WorkflowError::Store(cause)
-            | WorkflowError::Status(crate::server::workflows::status::StatusError::Store(cause)) => {
-                tracing::error!(error = %cause, "server function failed");
-                ServerFnError::new("something went wrong on the server; the details are in its log")
-            }
-            other => ServerFnError::new(other.to_string()),
-        }
-    }
-
-    pub fn session_id(raw: &str) -> Result<uuid::Uuid, ServerFnError> {
-        uuid::Uuid::parse_str(raw)
-            .map_err(|_| ServerFnError::new(format!("`{raw}` is not a session id")))
-    }
-
-    pub fn job_id(raw: &str) -> Result<uuid::Uuid, ServerFnError> {
-        uuid::Uuid::parse_str(raw)
-            .map_err(|_| ServerFnError::new(format!("`{raw}` is not a job id")))
+    pub fn job_id(raw: &str) -> Result<uuid::Uuid, UiError> {
+        crate::server::http::extract::job_id(raw).map_err(UiError::from)
     }
 }
 
 /// Every sync type's state, the running exclusive job and the queue.
 #[server(prefix = "/api/fn", endpoint = "sync_status")]
-pub async fn get_sync_status() -> Result<SyncStatus, ServerFnError> {
-    let state = crate::server::state::app_state()?;
-    state.engine.status().await.map_err(server::shown)
+pub async fn get_sync_status() -> Result<SyncStatus, UiError> {
+    let state = server::state()?;
+    state.engine.status().await.map_err(UiError::from)
 }
 
 /// Runs a sync type now (or returns the job already waiting for it).
 #[server(prefix = "/api/fn", endpoint = "run_sync")]
-pub async fn run_sync(sync_type: String) -> Result<Job, ServerFnError> {
-    let state = crate::server::state::app_state()?;
+pub async fn run_sync(sync_type: String) -> Result<Job, UiError> {
+    let state = server::state()?;
     let (job, _) = state
         .engine
         .request_sync(&sync_type, server::dashboard())
         .await
-        .map_err(server::shown)?;
+        .map_err(UiError::from)?;
     Ok(job)
 }
 
 /// Cancels a pending or running job.
 #[server(prefix = "/api/fn", endpoint = "cancel_job")]
-pub async fn cancel_job(id: String) -> Result<Job, ServerFnError> {
-    let state = crate::server::state::app_state()?;
+pub async fn cancel_job(id: String) -> Result<Job, UiError> {
+    let state = server::state()?;
     state
         .engine
         .cancel(server::job_id(&id)?)
         .await
-        .map_err(server::shown)
+        .map_err(UiError::from)
 }
 
 /// Retries a failed or cancelled job as a new job linked to it.
 #[server(prefix = "/api/fn", endpoint = "retry_job")]
-pub async fn retry_job(id: String) -> Result<Job, ServerFnError> {
-    let state = crate::server::state::app_state()?;
+pub async fn retry_job(id: String) -> Result<Job, UiError> {
+    let state = server::state()?;
     state
         .engine
         .retry(server::job_id(&id)?, server::dashboard())
         .await
-        .map_err(server::shown)
+        .map_err(UiError::from)
 }
 
 /// The newest `limit` jobs (at most 500) matching the filters; empty strings mean "any".
@@ -110,15 +91,15 @@ pub async fn list_jobs(
     sync_type: String,
     q: String,
     limit: u32,
-) -> Result<Vec<Job>, ServerFnError> {
+) -> Result<Vec<Job>, UiError> {
     use crate::{model::JobState, server::store::JobFilter};
-    let app = crate::server::state::app_state()?;
+    let app = server::state()?;
     let nonempty = |s: String| Some(s.trim().to_string()).filter(|s| !s.is_empty());
     let job_state = match nonempty(state) {
         None => None,
         Some(name) => Some(
             JobState::parse(&name)
-                .ok_or_else(|| ServerFnError::new(format!("`{name}` is not a job state")))?,
+                .ok_or_else(|| UiError::BadRequest(format!("`{name}` is not a job state")))?,
         ),
     };
     let filter = JobFilter {
@@ -128,18 +109,18 @@ pub async fn list_jobs(
         before: None,
         limit: limit.clamp(1, 500),
     };
-    app.engine.list(&filter).await.map_err(server::shown)
+    app.engine.list(&filter).await.map_err(UiError::from)
 }
 
 /// A job's stored log lines, oldest first (at most 1,000).
 #[server(prefix = "/api/fn", endpoint = "job_logs")]
-pub async fn get_job_logs(id: String) -> Result<Vec<JobLogLine>, ServerFnError> {
-    let state = crate::server::state::app_state()?;
+pub async fn get_job_logs(id: String) -> Result<Vec<JobLogLine>, UiError> {
+    let state = server::state()?;
     state
         .engine
         .logs(server::job_id(&id)?, None, 1000)
         .await
-        .map_err(server::shown)
+        .map_err(UiError::from)
 }
 
 /// What the dashboard shows about the server itself.
@@ -153,23 +134,28 @@ pub struct ServerInfo {
 
 /// Whether this server runs in demo mode, and where its demo ERP is.
 #[server(prefix = "/api/fn", endpoint = "server_info")]
-pub async fn get_server_info() -> Result<ServerInfo, ServerFnError> {
-    let state = crate::server::state::app_state()?;
+pub async fn get_server_info() -> Result<ServerInfo, UiError> {
+    let state = server::state()?;
     Ok(ServerInfo {
         demo_erp: state.demo_erp.map(|addr| format!("http://{addr}/api")),
         insecure_tls: state.insecure_tls.clone(),
     })
 }
 
-/// `workflow`'s steps and its newest session (`None` before its first run).
+/// `workflow`'s steps and its newest session (`None` before its first run); an unknown workflow
+/// is `NotFound`, as reading `/api/workflows/{id}/latest` is.
 #[server(prefix = "/api/fn", endpoint = "workflow_overview")]
-pub async fn get_workflow_overview(workflow: String) -> Result<WorkflowOverview, ServerFnError> {
-    let state = crate::server::state::app_state()?;
+pub async fn get_workflow_overview(workflow: String) -> Result<WorkflowOverview, UiError> {
+    use crate::server::{http::error::ApiError, workflows::WorkflowError};
+    let state = server::state()?;
     let session = state
         .workflows
         .latest(&workflow)
         .await
-        .map_err(server::shown_workflow)?;
+        .map_err(|err| match err {
+            WorkflowError::UnknownWorkflow { .. } => ApiError::NotFound(err.to_string()).into(),
+            other => UiError::from(other),
+        })?;
     let def = &state.workflows.definitions()[&workflow];
     Ok(WorkflowOverview {
         id: def.id.clone(),
@@ -181,56 +167,56 @@ pub async fn get_workflow_overview(workflow: String) -> Result<WorkflowOverview,
 
 /// Starts a session of `workflow` from the dashboard; returns its id.
 #[server(prefix = "/api/fn", endpoint = "start_session")]
-pub async fn start_session(workflow: String) -> Result<String, ServerFnError> {
-    let state = crate::server::state::app_state()?;
+pub async fn start_session(workflow: String) -> Result<String, UiError> {
+    let state = server::state()?;
     state
         .workflows
         .start(&workflow, &server::dashboard())
         .await
         .map(|id| id.to_string())
-        .map_err(server::shown_workflow)
+        .map_err(UiError::from)
 }
 
 /// Presses the button of step `step`, which waits at its gate.
 #[server(prefix = "/api/fn", endpoint = "press_gate")]
-pub async fn press_gate(session_id: String, step: u32) -> Result<(), ServerFnError> {
-    let state = crate::server::state::app_state()?;
+pub async fn press_gate(session_id: String, step: u32) -> Result<(), UiError> {
+    let state = server::state()?;
     state
         .workflows
         .action(server::session_id(&session_id)?, step, Some("dashboard"))
         .await
-        .map_err(server::shown_workflow)
+        .map_err(UiError::from)
 }
 
 /// Runs failed step `step` again.
 #[server(prefix = "/api/fn", endpoint = "retry_step")]
-pub async fn retry_step(session_id: String, step: u32) -> Result<(), ServerFnError> {
-    let state = crate::server::state::app_state()?;
+pub async fn retry_step(session_id: String, step: u32) -> Result<(), UiError> {
+    let state = server::state()?;
     state
         .workflows
         .retry_step(server::session_id(&session_id)?, step)
         .await
-        .map_err(server::shown_workflow)
+        .map_err(UiError::from)
 }
 
 /// Resets a session for a fresh run from step 1 (its history stays).
 #[server(prefix = "/api/fn", endpoint = "clear_session")]
-pub async fn clear_session(session_id: String) -> Result<(), ServerFnError> {
-    let state = crate::server::state::app_state()?;
+pub async fn clear_session(session_id: String) -> Result<(), UiError> {
+    let state = server::state()?;
     state
         .workflows
         .clear(server::session_id(&session_id)?)
         .await
-        .map_err(server::shown_workflow)
+        .map_err(UiError::from)
 }
 
 /// The newest `limit` (at most 100) record changes the syncs found, newest first.
 #[server(prefix = "/api/fn", endpoint = "recent_changes")]
-pub async fn get_recent_changes(limit: u32) -> Result<Vec<EntityChange>, ServerFnError> {
-    let state = crate::server::state::app_state()?;
+pub async fn get_recent_changes(limit: u32) -> Result<Vec<EntityChange>, UiError> {
+    let state = server::state()?;
     state
         .engine
         .changes(None, None, None, limit.clamp(1, 100))
         .await
-        .map_err(server::shown)
+        .map_err(UiError::from)
 }

@@ -12,7 +12,8 @@ use leptos::prelude::*;
 
 use crate::{
     api::{
-        get_recent_changes, get_workflow_overview, ClearSession, PressGate, RetryStep, StartSession,
+        get_recent_changes, get_workflow_overview, ClearSession, PressGate, RetryStep,
+        StartSession, UiError,
     },
     components::{time_of_day, EmptyState, PageHeader, ProgressBar},
     hooks::{use_live_events, Connection, LiveEvents},
@@ -80,7 +81,7 @@ pub fn DailySyncPage() -> impl IntoView {
         Some(Ok(())) => notice.set(None),
         None => {}
     };
-    let plain = |r: Option<Result<(), ServerFnError>>| r.map(|r| r.map_err(|e| e.to_string()));
+    let plain = |r: Option<Result<(), UiError>>| r.map(|r| r.map_err(|e| e.to_string()));
     Effect::new(move |_| {
         outcome(
             start
@@ -115,7 +116,7 @@ pub fn DailySyncPage() -> impl IntoView {
                         }
                         // Only an unknown workflow means the setup lacks it; anything else is a
                         // failed read, said as such.
-                        Err(err) if err.to_string().contains("there is no workflow") => view! {
+                        Err(err @ UiError::NotFound(_)) => view! {
                             <EmptyState headline="The daily sync is not available">
                                 <p>{err.to_string()}</p>
                                 <p>"It needs the sync types orders, products, export-orders, customers, prices, ddt, invoices, validate and web-export: the built-in ones with an [connections.erp], or your own in baton.toml."</p>
@@ -536,7 +537,7 @@ fn Timeline(rows: Vec<StatusRow>) -> impl IntoView {
 
 /// The newest record changes the syncs found (seed 004's recent changes).
 #[component]
-fn RecentChanges(changes: Resource<Result<Vec<EntityChange>, ServerFnError>>) -> impl IntoView {
+fn RecentChanges(changes: Resource<Result<Vec<EntityChange>, UiError>>) -> impl IntoView {
     view! {
         <section class="panel changes" data-testid="recent-changes">
             <h2>"Recent changes"</h2>
@@ -612,7 +613,7 @@ impl Toasts {
 
     /// Toasts what changed between two reads of the session: steps that finished or failed, and
     /// the session's end. The first read (the page opening) toasts nothing.
-    fn follow(self, overview: Resource<Result<WorkflowOverview, ServerFnError>>) {
+    fn follow(self, overview: Resource<Result<WorkflowOverview, UiError>>) {
         Effect::new(move |previous: Option<Option<SessionView>>| {
             let current = match overview.get() {
                 Some(Ok(overview)) => overview.session,

@@ -7,7 +7,7 @@
 use leptos::prelude::*;
 
 use crate::{
-    api::{get_sync_status, CancelJob, RunSync},
+    api::{get_sync_status, CancelJob, RunSync, UiError},
     components::{time_of_day, PageHeader, ProgressBar},
     hooks::use_live_events,
     model::{Job, JobProgress, SyncState, SyncStatus, TypeStatus},
@@ -32,7 +32,7 @@ pub fn SyncsPage() -> impl IntoView {
         |_| get_sync_status(),
     );
     let error = move || {
-        let failed = |r: Option<Result<Job, ServerFnError>>| match r {
+        let failed = |r: Option<Result<Job, UiError>>| match r {
             Some(Err(err)) => Some(err.to_string()),
             _ => None,
         };

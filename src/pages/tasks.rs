@@ -7,7 +7,7 @@
 use leptos::prelude::*;
 
 use crate::{
-    api::{list_jobs, CancelJob, RetryJob},
+    api::{list_jobs, CancelJob, RetryJob, UiError},
     components::{time_of_day, PageHeader, ProgressBar},
     hooks::use_live_events,
     model::{Job, JobState},
@@ -45,7 +45,7 @@ pub fn TasksPage() -> impl IntoView {
         |(state, sync_type, q, limit, ..)| list_jobs(state, sync_type, q, limit),
     );
     let error = move || {
-        let failed = |r: Option<Result<Job, ServerFnError>>| match r {
+        let failed = |r: Option<Result<Job, UiError>>| match r {
             Some(Err(err)) => Some(err.to_string()),
             _ => None,
         };

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::extract::FromRef;
-use leptos::prelude::*;
+use leptos::prelude::LeptosOptions;
 use tokio_util::sync::CancellationToken;
 
 use super::{config::Config, engine::Engine, events::EventBus, instance::Instance, store::Store};
@@ -39,10 +39,4 @@ impl FromRef<AppState> for LeptosOptions {
     fn from_ref(state: &AppState) -> Self {
         state.leptos.clone()
     }
-}
-
-/// The state, from inside a server function (leptos_axum provides it as context).
-pub fn app_state() -> Result<AppState, ServerFnError> {
-    use_context::<AppState>()
-        .ok_or_else(|| ServerFnError::new("the application state is not available here"))
 }

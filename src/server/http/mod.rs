@@ -128,9 +128,35 @@ async fn api_not_found(request: Request) -> ApiError {
     ))
 }
 
+/// A server function's error leaves server_fn as a 500 whatever it is; its body says what it is
+/// (`{"error": "not_found", …}`, the JSON API's codes), so it gets the JSON API's status too.
+async fn server_fn_status(response: Response) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return (parts.status, "").into_response();
+    };
+    let code = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string));
+    parts.status = match code.as_deref() {
+        Some("bad_request") => StatusCode::BAD_REQUEST,
+        Some("forbidden") => StatusCode::FORBIDDEN,
+        Some("not_found") => StatusCode::NOT_FOUND,
+        Some("conflict") => StatusCode::CONFLICT,
+        Some("invalid") => StatusCode::UNPROCESSABLE_ENTITY,
+        Some("unavailable") => StatusCode::SERVICE_UNAVAILABLE,
+        _ => parts.status,
+    };
+    Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
 /// Turns the plain-text 408 and 413 that tower-http layers produce into the API's JSON errors.
 async fn json_errors(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let server_fn = request.uri().path().starts_with("/api/fn/");
     let response = next.run(request).await;
+    if server_fn && response.status() == StatusCode::INTERNAL_SERVER_ERROR {
+        return server_fn_status(response).await;
+    }
     let is_json = response
         .headers()
         .get(header::CONTENT_TYPE)
