@@ -130,6 +130,10 @@ pub struct Job {
     pub warnings: Vec<String>,
     /// Attempts started.
     pub attempt: u32,
+    /// Attempts whose worker died, hung or lost the database (they do not count against
+    /// `max_attempts`).
+    #[serde(default)]
+    pub rescues: u32,
     /// Attempts allowed.
     pub max_attempts: u32,
     /// Not started before this time.

@@ -163,10 +163,9 @@ fn migrate_creates_the_sqlite_database_and_reports_the_applied_versions() {
         String::from_utf8_lossy(&output.stderr)
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        stdout.contains("5 migrations applied: [1, 2, 3, 4, 5]"),
-        "{stdout}"
-    );
+    let versions = crate::helpers::migration_versions();
+    let applied = format!("{} migrations applied: {versions:?}", versions.len());
+    assert!(stdout.contains(&applied), "{stdout}");
     assert!(dir.path().join("baton.db").is_file());
     // Again: nothing new, same answer.
     let again = baton()
@@ -174,9 +173,7 @@ fn migrate_creates_the_sqlite_database_and_reports_the_applied_versions() {
         .arg("migrate")
         .output()
         .unwrap();
-    assert!(
-        String::from_utf8_lossy(&again.stdout).contains("5 migrations applied: [1, 2, 3, 4, 5]")
-    );
+    assert!(String::from_utf8_lossy(&again.stdout).contains(&applied));
 }
 
 #[test]

@@ -372,7 +372,7 @@ both_backends!(claims_take_the_highest_priority_then_the_oldest, |db| {
         .claim_jobs(
             owner,
             Utc::now(),
-            Utc::now() + chrono::Duration::seconds(30),
+            std::time::Duration::from_secs(30),
             shared,
         )
         .await
@@ -405,11 +405,10 @@ both_backends!(claims_take_the_highest_priority_then_the_oldest, |db| {
 
 both_backends!(the_database_itself_admits_one_running_exclusive_job, |db| {
     let store = db.store().await;
-    let now = Utc::now();
     for t in ["a", "b"] {
         store.insert_job(&new_job(t, 1, true), false).await.unwrap();
     }
-    let until = now + chrono::Duration::seconds(30);
+    let until = std::time::Duration::from_secs(30);
     let both = ClaimScope {
         exclusive: true,
         shared: 5,
@@ -768,7 +767,7 @@ both_backends!(
             .claim_jobs(
                 dead,
                 now,
-                now + chrono::Duration::milliseconds(100),
+                std::time::Duration::from_millis(100),
                 ClaimScope {
                     exclusive: true,
                     shared: 0,
@@ -778,7 +777,8 @@ both_backends!(
             .unwrap()
             .remove(0);
         assert_eq!(engine.rescue().await, 0, "not before the lease runs out");
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        // Its lease (100 ms) and the rescuer's margin (a fifth of the 800 ms lease_ttl).
+        tokio::time::sleep(Duration::from_millis(350)).await;
         assert_eq!(engine.rescue().await, 1);
         let rescued = engine.job(id(&job)).await.unwrap();
         assert_eq!(rescued.state, JobState::Pending);
@@ -1027,7 +1027,6 @@ both_backends!(
     one_claim_fills_the_mutex_and_the_shared_slots_side_by_side,
     |db| {
         let store = db.store().await;
-        let now = Utc::now();
         for (t, priority, exclusive) in [
             ("ex_low", 1, true),
             ("ex_high", 2, true),
@@ -1040,7 +1039,7 @@ both_backends!(
                 .await
                 .unwrap();
         }
-        let until = now + chrono::Duration::seconds(30);
+        let until = std::time::Duration::from_secs(30);
         let scope = ClaimScope {
             exclusive: true,
             shared: 2,

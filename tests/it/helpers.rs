@@ -25,6 +25,48 @@ pub fn baton_command() -> std::process::Command {
     command
 }
 
+/// Reads a `baton serve` child's log until it says where it listens, and returns that address;
+/// the rest of the log is drained in the background, so the child never blocks on a full pipe.
+pub fn listening_addr(stderr: std::process::ChildStderr) -> String {
+    use std::io::BufRead;
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("baton serve exited before listening")
+            .unwrap();
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break rest
+                .split(|c: char| c.is_whitespace() || c == '"')
+                .next()
+                .unwrap()
+                .to_string();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    addr
+}
+
+/// The migration versions in `migrations/sqlite` (the same numbers as `migrations/postgres`),
+/// in order: what a fresh database has applied.
+pub fn migration_versions() -> Vec<i64> {
+    let mut versions: Vec<i64> =
+        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"))
+            .unwrap()
+            .filter_map(|e| {
+                e.ok()?
+                    .file_name()
+                    .to_str()?
+                    .split('_')
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+    versions.sort();
+    versions
+}
+
 /// The environment variable that points `baton serve` at this database.
 pub fn database_env(db: &TestDb) -> (&'static str, String) {
     match db {

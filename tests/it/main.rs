@@ -10,6 +10,7 @@ mod cli;
 mod connectors;
 mod crash;
 mod engine;
+mod fencing;
 mod http;
 mod jobs_api;
 mod sessions_api;

@@ -751,9 +751,10 @@ async fn the_store_runs_on_a_postgres_that_only_speaks_tls_with_verify_full() {
     store.migrate().await.unwrap();
     exercise(&store).await;
     // The connection really is encrypted.
-    let Store::Postgres(pool) = &store else {
+    let Store::Postgres(pools) = &store else {
         unreachable!()
     };
+    let pool = &pools.main;
     let ssl: bool = sqlx::query_scalar("select ssl from pg_stat_ssl where pid = pg_backend_pid()")
         .fetch_one(pool)
         .await
@@ -799,7 +800,7 @@ async fn exercise(store: &Store) {
         .claim_jobs(
             owner,
             now,
-            now + chrono::Duration::seconds(30),
+            std::time::Duration::from_secs(30),
             ClaimScope {
                 exclusive: true,
                 shared: 2,

@@ -2,8 +2,10 @@
 //! form `PROGRESS <done>/<total> <message>` (or `PROGRESS <done> <message>`) report progress,
 //! and the exit code decides the outcome: 0 succeeds, 75 (`EX_TEMPFAIL`) fails retryably,
 //! anything else fails for good. The program runs in its own process group, which is killed on
-//! cancel, on timeout and if Baton drops the attempt; it gets Baton's environment without the
-//! `BATON_*` variables and the variables holding connection secrets.
+//! cancel, on timeout, when its worker loses the lease and if Baton drops the attempt; it is
+//! killed by the kernel when Baton itself dies (a parent-death signal), so a `kill -9` of Baton
+//! never leaves it running beside the copy a rescue starts. It gets Baton's environment without
+//! the `BATON_*` variables and the variables holding connection secrets.
 
 use std::{collections::BTreeMap, path::PathBuf, process::Stdio, time::Duration};
 
@@ -124,6 +126,18 @@ impl SyncTask for CommandTask {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
+        // The program dies with the thread that started it (a runtime worker, which lives as
+        // long as the process): a kill -9 of Baton must not leave it running while the rescued
+        // job starts a second copy. Only a parent-death signal survives a SIGKILL.
+        // SAFETY: prctl is async-signal-safe and touches only the child's own settings.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
         if let Some(dir) = &config.dir {
             command.current_dir(dir);
         }

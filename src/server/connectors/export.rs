@@ -217,7 +217,7 @@ impl SyncTask for ExportTask {
         let mut exported = saved.get("exported").and_then(Value::as_u64).unwrap_or(0);
         let mut batches = saved.get("batches").and_then(Value::as_u64).unwrap_or(0);
         let store_error = |e: crate::server::store::StoreError| {
-            TaskError::Retryable(format!("could not read the records to export: {e}"))
+            TaskError::database("could not read the records to export", e)
         };
         let ready = ctx
             .store()
@@ -252,9 +252,12 @@ impl SyncTask for ExportTask {
                 .mark_exported(ctx.writer(), entity, ctx.sync_type(), &batch, &checkpoint)
                 .await
                 .map_err(|e| {
-                    TaskError::Retryable(format!(
-                        "{done}, but could not mark the batch exported (it will be sent again): {e}"
-                    ))
+                    TaskError::database(
+                        &format!(
+                            "{done}, but could not mark the batch exported (it will be sent again)"
+                        ),
+                        e,
+                    )
                 })?;
             if !held {
                 return Err(TaskError::Fatal(

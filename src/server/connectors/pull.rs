@@ -296,7 +296,7 @@ impl HttpPullTask {
             .store()
             .last_result(ctx.sync_type())
             .await
-            .map_err(|e| TaskError::Retryable(format!("could not read the last run: {e}")))?
+            .map_err(|e| TaskError::database("could not read the last run", e))?
             .and_then(|r| serde_json::from_str::<Value>(&r).ok());
         let Some(last) = last else { return Ok(full) };
         let high_water = last.get("high_water").and_then(Value::as_str);
@@ -551,7 +551,7 @@ impl SyncTask for HttpPullTask {
                     .sweep_removed(writer, entity, saved)
                     .await
                     .map_err(|e| {
-                        TaskError::Retryable(format!("could not mark removed {entity}: {e}"))
+                        TaskError::database(&format!("could not mark removed {entity}"), e)
                     })?
                     .ok_or_else(|| {
                         TaskError::Fatal("this worker no longer holds the job".into())
@@ -612,7 +612,7 @@ impl SyncTask for HttpPullTask {
                 .store()
                 .apply_page(writer, entity, &records, checkpoint, full)
                 .await
-                .map_err(|e| TaskError::Retryable(format!("{where_}: could not store: {e}")))?
+                .map_err(|e| TaskError::database(&format!("{where_}: could not store"), e))?
                 .ok_or_else(|| {
                     TaskError::Fatal(
                         "this worker no longer holds the job; the page was not stored".into(),

@@ -25,7 +25,7 @@ fn parse(rows: Vec<(String, String)>) -> Vec<(String, Value)> {
 impl SyncTask for ValidateTask {
     async fn run(&self, ctx: &TaskContext) -> Result<TaskOutput, TaskError> {
         let read = |e: crate::server::store::StoreError| {
-            TaskError::Retryable(format!("could not read the synced data: {e}"))
+            TaskError::database("could not read the synced data", e)
         };
         let store = ctx.store();
         ctx.progress(0, Some(4), "reading customers, products, prices and orders");

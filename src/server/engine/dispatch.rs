@@ -13,7 +13,6 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    chrono,
     finish::{fatal, retryable},
     task::{LogBuffer, ProgressCell, TaskContext, TaskError},
     Engine, Running, StopReason,
@@ -37,6 +36,9 @@ impl Engine {
             .take()
             .expect("an engine is started once");
         let writer_stop = CancellationToken::new();
+        self.inner
+            .batching
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let writer = tokio::spawn(
             self.clone()
                 .write_finishes(finish_queue, writer_stop.clone()),
@@ -77,7 +79,23 @@ impl Engine {
             }
             writer_stop.cancel();
             let _ = writer.await;
+            engine
+                .inner
+                .batching
+                .store(false, std::sync::atomic::Ordering::SeqCst);
         })
+    }
+
+    /// One round of the dispatcher, for tests and tools that step the engine instead of starting
+    /// its loops: claims what this process has room for, runs each claimed job to the end of its
+    /// attempt (written), and returns how many ran.
+    pub async fn run_once(&self) -> Result<usize, crate::server::store::StoreError> {
+        let handles = self.claim_and_launch().await?;
+        let count = handles.len();
+        for handle in handles {
+            let _ = handle.await;
+        }
+        Ok(count)
     }
 
     async fn dispatch(self, shutdown: CancellationToken) {
@@ -100,9 +118,14 @@ impl Engine {
 
     /// Claims what this process has room for and starts it; returns how many.
     async fn claim_round(&self) -> Result<usize, crate::server::store::StoreError> {
+        Ok(self.claim_and_launch().await?.len())
+    }
+
+    /// Claims what this process has room for and starts each job; the handles of their tasks.
+    async fn claim_and_launch(
+        &self,
+    ) -> Result<Vec<JoinHandle<()>>, crate::server::store::StoreError> {
         let inner = &self.inner;
-        let now = Utc::now();
-        let lease_until = now + chrono(inner.settings.lease_ttl);
         let shared_free = inner
             .settings
             .workers
@@ -111,47 +134,48 @@ impl Engine {
             exclusive: !inner.exclusive_busy.load(Ordering::SeqCst),
             shared: shared_free as u32,
         };
+        // The lease is measured from before the claim was sent: a slow answer only shortens it
+        // here, never stretches it past what the database holds.
+        let sent = tokio::time::Instant::now();
         let claimed = inner
             .store
-            .claim_jobs(inner.owner, now, lease_until, scope)
+            .claim_jobs(inner.owner, Utc::now(), inner.settings.lease_ttl, scope)
             .await?;
-        let count = claimed.len();
-        for row in claimed {
-            self.launch(row);
-        }
-        if count > 0 {
+        let valid_until = sent + inner.settings.lease_ttl - inner.settings.lease_margin();
+        let handles: Vec<_> = claimed
+            .into_iter()
+            .map(|row| self.launch(row, valid_until))
+            .collect();
+        if !handles.is_empty() {
             inner.queue_changed.notify_one();
         }
-        Ok(count)
+        Ok(handles)
     }
 
-    fn launch(&self, row: JobRow) {
+    fn launch(&self, row: JobRow, valid_until: tokio::time::Instant) -> JoinHandle<()> {
         let inner = &self.inner;
         if row.exclusive {
             inner.exclusive_busy.store(true, Ordering::SeqCst);
         } else {
             inner.shared_running.fetch_add(1, Ordering::SeqCst);
         }
-        let running = Arc::new(Running {
-            stop: CancellationToken::new(),
-            reason: Mutex::new(None),
-            attempt: row.attempt as u32,
-        });
+        let running = Arc::new(Running::new(valid_until));
+        let key = (row.id, row.attempt as u32);
         inner
             .running
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(row.id, running.clone());
+            .insert(key, running.clone());
         let engine = self.clone();
         inner.tasks.spawn(async move {
-            let (id, exclusive) = (row.id, row.exclusive);
+            let exclusive = row.exclusive;
             engine.run_job(row, &running).await;
             let inner = &engine.inner;
             inner
                 .running
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .remove(&id);
+                .remove(&key);
             if exclusive {
                 inner.exclusive_busy.store(false, Ordering::SeqCst);
             } else {
@@ -159,7 +183,7 @@ impl Engine {
             }
             inner.wake.notify_one();
             inner.queue_changed.notify_one();
-        });
+        })
     }
 
     async fn run_job(&self, row: JobRow, running: &Running) {
@@ -272,15 +296,41 @@ impl Engine {
                 tracing::warn!(job = %row.id, ?grace, "the task did not stop when asked; dropped it");
                 Err(TaskError::Interrupted)
             }
+            // The lease is gone (taken over, or not renewed in time by this process's own clock):
+            // the task is dropped now, whatever it is doing, so its side effects stop before
+            // another process may start the next attempt.
+            _ = running.fenced() => {
+                running.request(StopReason::LeaseLost);
+                Err(TaskError::Interrupted)
+            }
         };
+        running
+            .ended
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         writer_done.cancel();
         let _ = writer.await;
         if let Err(TaskError::Retryable(error) | TaskError::Fatal(error)) = &outcome {
             logs.push(crate::model::LogLevel::Error, error.clone());
         }
+        let lost = running.reason() == Some(StopReason::LeaseLost);
+        if lost {
+            let message = format!(
+                "lease lost: this worker could not renew its lease on attempt {} in time (or \
+                 another process took the job over), so it stopped the task; the job runs again \
+                 once the lease has run out",
+                before.attempt
+            );
+            tracing::warn!(job = %row.id, sync_type = %row.sync_type, attempt = before.attempt, "{message}");
+            logs.push(crate::model::LogLevel::Error, message);
+        }
         let lines = logs.take(true);
         if let Err(err) = inner.store.append_logs(&lines).await {
             tracing::warn!(job = %row.id, error = %err, lines = lines.len(), "could not store log lines");
+        }
+        if lost {
+            // Not this worker's any more: it writes no end; the rescue (after the lease has run
+            // out by the database's clock) does.
+            return;
         }
 
         let warnings = ctx
@@ -305,6 +355,7 @@ impl Engine {
             Err(TaskError::Interrupted) => match running.reason() {
                 Some(StopReason::Cancel) => Transition::Cancelled { holder },
                 Some(StopReason::Yield | StopReason::Shutdown) => Transition::Yield { holder },
+                Some(StopReason::LeaseLost) => unreachable!("a lost attempt returned above"),
                 None => fatal(holder, "the task stopped without being asked to".into()),
             },
             Err(TaskError::Retryable(error)) => retryable(holder, error, &ty),

@@ -95,12 +95,16 @@ impl Engine {
             outcome: outcome.clone(),
             reply,
         };
-        if self.inner.finishes.send(request).is_ok() {
+        let batching = self
+            .inner
+            .batching
+            .load(std::sync::atomic::Ordering::SeqCst);
+        if batching && self.inner.finishes.send(request).is_ok() {
             if let Ok(result) = answer.await {
                 return result;
             }
         }
-        // The writer has stopped (shutdown): write it ourselves.
+        // No writer (not started, or stopped at shutdown): write it ourselves.
         self.inner
             .store
             .write_transition(id, before, next, outcome)

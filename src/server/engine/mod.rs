@@ -58,6 +58,15 @@ pub struct EngineSettings {
     pub progress_interval: Duration,
 }
 
+impl EngineSettings {
+    /// The safety margin of a lease: its holder stops the task this long before the lease would
+    /// run out by its own clock, and a rescuer takes the job only this long after it ran out by
+    /// the database's, so the two never overlap.
+    pub fn lease_margin(&self) -> Duration {
+        (self.lease_ttl / 5).max(Duration::from_millis(50))
+    }
+}
+
 impl Default for EngineSettings {
     fn default() -> Self {
         Self {
@@ -125,28 +134,85 @@ enum StopReason {
     Cancel,
     Yield,
     Shutdown,
+    /// Its lease was taken over or could not be renewed in time: the attempt is no longer this
+    /// worker's, so the task is dropped at once and writes nothing.
+    LeaseLost,
 }
 
-/// A job this process runs: how to stop its task, and why it was stopped.
+/// An attempt this process runs: how to stop its task, why it was stopped, and until when its
+/// lease holds by this process's own clock.
 struct Running {
     stop: CancellationToken,
     reason: Mutex<Option<StopReason>>,
-    attempt: u32,
+    /// Fired when the lease is lost: the task is dropped, not asked.
+    lost: CancellationToken,
+    /// The lease's end by this process's clock, less the margin: the task stops here unless a
+    /// renewal moved it on. Measured from when the claim or renewal was sent, so a slow answer
+    /// only makes it earlier.
+    valid_until: Mutex<tokio::time::Instant>,
+    /// The task has returned (its end may still be being written).
+    ended: AtomicBool,
 }
 
 impl Running {
+    fn new(valid_until: tokio::time::Instant) -> Self {
+        Self {
+            stop: CancellationToken::new(),
+            reason: Mutex::new(None),
+            lost: CancellationToken::new(),
+            valid_until: Mutex::new(valid_until),
+            ended: AtomicBool::new(false),
+        }
+    }
+
     fn request(&self, reason: StopReason) {
         let mut current = self.reason.lock().unwrap_or_else(|p| p.into_inner());
-        // A cancel outranks a yield or a shutdown: it is what the person asked for.
-        if current.is_none() || reason == StopReason::Cancel {
+        // A lost lease outranks everything (nothing may be written any more); a cancel outranks
+        // a yield or a shutdown: it is what the person asked for.
+        let outranks = |new: StopReason, old: Option<StopReason>| match (new, old) {
+            (_, None) => true,
+            (_, Some(StopReason::LeaseLost)) => false,
+            (StopReason::LeaseLost, _) => true,
+            (StopReason::Cancel, _) => true,
+            _ => false,
+        };
+        if outranks(reason, *current) {
             *current = Some(reason);
         }
         drop(current);
+        if reason == StopReason::LeaseLost {
+            self.lost.cancel();
+        }
         self.stop.cancel();
     }
 
     fn reason(&self) -> Option<StopReason> {
         *self.reason.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The lease holds until `until` (by this process's clock, margin taken off).
+    fn extend(&self, until: tokio::time::Instant) {
+        let mut current = self.valid_until.lock().unwrap_or_else(|p| p.into_inner());
+        if until > *current {
+            *current = until;
+        }
+    }
+
+    /// Resolves when the attempt must stop because its lease is gone: lost outright, or not
+    /// renewed by the time it would run out.
+    async fn fenced(&self) {
+        loop {
+            let until = *self.valid_until.lock().unwrap_or_else(|p| p.into_inner());
+            tokio::select! {
+                _ = self.lost.cancelled() => return,
+                _ = tokio::time::sleep_until(until) => {
+                    let now_until = *self.valid_until.lock().unwrap_or_else(|p| p.into_inner());
+                    if tokio::time::Instant::now() >= now_until {
+                        return;
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -171,7 +237,9 @@ struct Inner {
     owner: Uuid,
     settings: EngineSettings,
     types: RwLock<BTreeMap<String, SyncType>>,
-    running: Mutex<HashMap<Uuid, Arc<Running>>>,
+    /// The attempts running here, by job and attempt: a process that rescues its own job and
+    /// claims it again runs a new attempt beside the fenced old one, never in its place.
+    running: Mutex<HashMap<(Uuid, u32), Arc<Running>>>,
     exclusive_busy: AtomicBool,
     shared_running: AtomicUsize,
     /// Something may be claimable: a job was requested or one finished here.
@@ -179,6 +247,9 @@ struct Inner {
     /// The queue changed; the counts are published (coalesced).
     queue_changed: Notify,
     tasks: TaskTracker,
+    /// Whether the batch writer runs (between `start` and the end of shutdown); without it,
+    /// ends of attempts are written one by one (`run_once`).
+    batching: AtomicBool,
     /// Ends of attempts, written in batches by one writer (see `finish::write_finishes`).
     finishes: tokio::sync::mpsc::UnboundedSender<FinishRequest>,
     finish_queue: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<FinishRequest>>>,
@@ -206,6 +277,7 @@ impl Engine {
                 running: Mutex::new(HashMap::new()),
                 exclusive_busy: AtomicBool::new(false),
                 shared_running: AtomicUsize::new(0),
+                batching: AtomicBool::new(false),
                 wake: Notify::new(),
                 queue_changed: Notify::new(),
                 tasks: TaskTracker::new(),
@@ -532,13 +604,16 @@ impl Engine {
             .len()
     }
 
+    /// The newest attempt of job `id` running here.
     fn local(&self, id: Uuid) -> Option<Arc<Running>> {
         self.inner
             .running
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&id)
-            .cloned()
+            .iter()
+            .filter(|((job, _), _)| *job == id)
+            .max_by_key(|((_, attempt), _)| *attempt)
+            .map(|(_, running)| running.clone())
     }
 }
 

@@ -63,6 +63,18 @@ pub enum TaskError {
     Interrupted,
 }
 
+impl TaskError {
+    /// A database failure while doing `what`: retryable, and worded for the job's error, which
+    /// everyone who can read the job sees; the database's own text (table names, addresses) goes
+    /// to the server's log only.
+    pub fn database(what: &str, err: impl std::fmt::Display) -> Self {
+        tracing::warn!(error = %err, "{what}: database error");
+        TaskError::Retryable(format!(
+            "{what}: the database refused or did not answer (the details are in the server's log)"
+        ))
+    }
+}
+
 /// Everything a running task may use.
 pub struct TaskContext {
     pub(super) job_id: Uuid,
@@ -169,9 +181,7 @@ impl TaskContext {
             Ok(false) => Err(TaskError::Fatal(
                 "this worker no longer holds the job; its checkpoint was not saved".into(),
             )),
-            Err(err) => Err(TaskError::Retryable(format!(
-                "could not save the checkpoint: {err}"
-            ))),
+            Err(err) => Err(TaskError::database("could not save the checkpoint", err)),
         }
     }
 }
@@ -428,10 +438,20 @@ impl SyncTask for RecordsTask {
                 .iter()
                 .map(|(id, raw)| (id.clone(), raw.get().to_string()))
                 .collect();
-            ctx.store()
-                .upsert_records(ctx.job_id(), &rows)
+            let checkpoint = serde_json::json!({ "done": end }).to_string();
+            match ctx
+                .store()
+                .upsert_records(ctx.writer(), &rows, &checkpoint)
                 .await
-                .map_err(|e| TaskError::Retryable(format!("could not store records: {e}")))?;
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(TaskError::Fatal(
+                        "this worker no longer holds the job; the batch was not stored".into(),
+                    ))
+                }
+                Err(err) => return Err(TaskError::database("could not store records", err)),
+            }
             if let Some(every) = self.report_every {
                 let mut at = (done / every + 1) * every;
                 while at <= end as u64 {
@@ -440,8 +460,6 @@ impl SyncTask for RecordsTask {
                 }
             }
             done = end as u64;
-            ctx.save_checkpoint(&serde_json::json!({ "done": done }))
-                .await?;
         }
         ctx.progress(total, Some(total), format!("{total} records stored"));
         Ok(TaskOutput {

@@ -11,12 +11,17 @@
 //! ```text
 //!            claim                complete
 //!  Pending ─────────▶ Running ─────────────▶ Completed
-//!     ▲  │              │  │     fail (fatal or last attempt), rescue (no attempts left)
+//!     ▲  │              │  │     fail (fatal or last attempt), rescue (the third)
 //!     │  │ cancel       │  └────────────────▶ Failed
 //!     │  ▼              │ cancelled (after a cancel request)
 //!  Cancelled ◀──────────┘
 //!     ▲
 //!     └ Running goes back to Pending on: fail (retryable, attempts left), yield, rescue
+//!
+//! A rescue does not use up an attempt (the worker died, hung or lost the database; the task did
+//! not fail), so execution is at least once: a task whose worker died after its side effects but
+//! before its end was stored runs again. The attempt number still moves on with the next claim,
+//! so the old worker can never write as the new one.
 //! ```
 
 pub mod retry;
@@ -26,13 +31,21 @@ use uuid::Uuid;
 
 use crate::model::JobState;
 
+/// Rescues after which a job fails rather than run again: a task that kills or hangs every
+/// worker that runs it must not do so for ever.
+pub const MAX_RESCUES: u32 = 3;
+
 /// The part of a job the lifecycle governs.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Lifecycle {
     /// Where the job is.
     pub state: JobState,
-    /// Attempts started so far (a yield gives one back).
+    /// Attempts started so far (a yield gives one back). Also the fencing token: a new claim
+    /// always gets a new number, so a worker that lost its lease can never pass for the holder.
     pub attempt: u32,
+    /// Attempts that ended in a rescue (their worker died, hung or lost the database). They do
+    /// not count against `max_attempts`: a crash is not the task's failure.
+    pub rescues: u32,
     /// Attempts allowed in all.
     pub max_attempts: u32,
     /// Not claimed before this time (backoff after a retryable error).
@@ -128,6 +141,7 @@ impl Lifecycle {
         Self {
             state: JobState::Pending,
             attempt: 0,
+            rescues: 0,
             max_attempts: max_attempts.max(1),
             run_at,
             lease: None,
@@ -136,6 +150,11 @@ impl Lifecycle {
             finished_at: None,
             error: None,
         }
+    }
+
+    /// Attempts that count against `max_attempts`: those started, less the rescued ones.
+    pub fn attempts_used(&self) -> u32 {
+        self.attempt.saturating_sub(self.rescues)
     }
 
     /// Who holds the job right now, if it runs.
@@ -194,7 +213,7 @@ pub fn apply(
             if job.cancel_requested_at.is_some() {
                 // It failed while stopping: what was asked for was a stop, and that is what it is.
                 finish(&mut next, JobState::Cancelled, now);
-            } else if retryable && job.attempt < job.max_attempts {
+            } else if retryable && job.attempts_used() < job.max_attempts {
                 back_to_pending(&mut next, now + backoff);
             } else {
                 finish(&mut next, JobState::Failed, now);
@@ -233,15 +252,22 @@ pub fn apply(
             if lease.expires_at > now {
                 return Err(Refused::LeaseValid(lease.expires_at));
             }
-            let lost =
-                "the worker stopped renewing its lease (its process died or hung)".to_string();
-            next.error = Some(lost);
+            next.rescues += 1;
+            next.error = Some(format!(
+                "lease lost: the worker of attempt {} stopped renewing its lease (its process died, \
+                 hung or lost the database)",
+                job.attempt
+            ));
             if job.cancel_requested_at.is_some() {
                 finish(&mut next, JobState::Cancelled, now);
-            } else if job.attempt < job.max_attempts {
-                back_to_pending(&mut next, now);
-            } else {
+            } else if next.rescues >= MAX_RESCUES {
+                next.error = Some(format!(
+                    "lease lost {MAX_RESCUES} times: its task seems to crash or hang its workers"
+                ));
                 finish(&mut next, JobState::Failed, now);
+            } else {
+                // Pending again, the attempt not counted; the next claim takes a new number.
+                back_to_pending(&mut next, now);
             }
         }
     }
@@ -646,7 +672,7 @@ mod tests {
     }
 
     #[test]
-    fn a_rescue_waits_for_the_lease_then_requeues_or_fails_on_the_last_attempt() {
+    fn a_rescue_waits_for_the_lease_then_requeues_without_using_an_attempt() {
         let running = job_in(JobState::Running);
         assert_eq!(
             apply(&running, Transition::Rescue, t0() + secs(29)),
@@ -656,14 +682,28 @@ mod tests {
         assert_eq!(rescued.state, JobState::Pending);
         assert!(rescued.error.unwrap().contains("lease"));
 
+        // On its last attempt too: the task did not fail, its worker did.
         let mut last = running.clone();
         last.max_attempts = 1;
-        assert_eq!(
-            apply(&last, Transition::Rescue, t0() + secs(30))
-                .unwrap()
-                .state,
-            JobState::Failed
-        );
+        let again = apply(&last, Transition::Rescue, t0() + secs(30)).unwrap();
+        assert_eq!((again.state, again.attempts_used()), (JobState::Pending, 0));
+        // The next claim gets a new attempt number, whatever was given back.
+        let reclaimed = apply(
+            &again,
+            Transition::Claim {
+                owner: owner(),
+                lease_for: secs(30),
+            },
+            t0() + secs(31),
+        )
+        .unwrap();
+        assert_eq!(reclaimed.attempt, 2);
+        // A task that takes its worker down every time fails at the third rescue.
+        let mut doomed = running.clone();
+        doomed.rescues = MAX_RESCUES - 1;
+        let ended = apply(&doomed, Transition::Rescue, t0() + secs(30)).unwrap();
+        assert_eq!(ended.state, JobState::Failed);
+        assert!(ended.error.unwrap().contains("3 times"));
     }
 
     #[test]

@@ -83,26 +83,6 @@ pub fn changed_fields(old: &str, new: &str) -> Vec<String> {
     }
 }
 
-/// Stores `$checkpoint` on `$writer`'s job inside the transaction `$tx`, if the writer still
-/// holds the job; `true` when it does. Last in every connector write, so that when the job has
-/// moved on, the whole transaction is dropped.
-macro_rules! hold_lease {
-    ($tx:expr, $writer:expr, $checkpoint:expr) => {
-        sqlx::query(
-            "update jobs set checkpoint = $1 \
-             where id = $2 and state = 'running' and attempt = $3 and lease_owner = $4",
-        )
-        .bind($checkpoint)
-        .bind($writer.job_id)
-        .bind(i64::from($writer.attempt))
-        .bind($writer.owner)
-        .execute($tx)
-        .await?
-        .rows_affected()
-            == 1
-    };
-}
-
 impl Store {
     /// Applies one pulled page of `entity` and stores the checkpoint made from its counts with
     /// it, in one transaction.

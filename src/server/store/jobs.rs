@@ -28,6 +28,7 @@ pub struct JobRow {
     pub result: Option<String>,
     pub warnings: String,
     pub attempt: i64,
+    pub rescues: i64,
     pub max_attempts: i64,
     pub run_at: DateTime<Utc>,
     pub source: String,
@@ -103,7 +104,7 @@ pub struct TypeFacts {
 
 pub(super) const JOB_COLUMNS: &str =
     "id, sync_type, priority, exclusive, state, progress, processed, total, \
-     message, error, result, warnings, attempt, max_attempts, run_at, source, triggered_by, \
+     message, error, result, warnings, attempt, rescues, max_attempts, run_at, source, triggered_by, \
      session_id, retry_of, checkpoint, dedupe_key, created_at, started_at, finished_at, \
      heartbeat_at, lease_owner, lease_expires_at, cancel_requested_at, yield_requested_at";
 
@@ -117,6 +118,7 @@ impl JobRow {
         Lifecycle {
             state: self.job_state(),
             attempt: self.attempt as u32,
+            rescues: self.rescues.max(0) as u32,
             max_attempts: self.max_attempts as u32,
             run_at: self.run_at,
             lease: match (self.lease_owner, self.lease_expires_at) {
@@ -154,6 +156,7 @@ impl JobRow {
                 .and_then(|r| serde_json::from_str(r).ok()),
             warnings: serde_json::from_str(&self.warnings).unwrap_or_default(),
             attempt: self.attempt as u32,
+            rescues: self.rescues.max(0) as u32,
             max_attempts: self.max_attempts as u32,
             run_at: self.run_at,
             source: JobSource::parse(&self.source).unwrap_or(JobSource::Api),

@@ -49,21 +49,24 @@ impl Store {
     /// this process's workers), so they are picked side by side in one statement. The partial
     /// unique index `jobs_one_exclusive_running` refuses a second running exclusive job even when
     /// two processes race; the loser of such a race claims only non-exclusive jobs.
+    ///
+    /// The lease runs `lease_for` from the database's clock on Postgres (several hosts, one
+    /// clock), from this process's on SQLite (one host).
     pub async fn claim_jobs(
         &self,
         owner: Uuid,
         now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
+        lease_for: std::time::Duration,
         scope: ClaimScope,
     ) -> Result<Vec<JobRow>, StoreError> {
-        match self.claim_once(owner, now, lease_until, scope).await {
+        match self.claim_once(owner, now, lease_for, scope).await {
             // Another process took the mutex between our check and our write.
             Err(err) if is_unique_violation(&err) => {
                 let shared_only = ClaimScope {
                     exclusive: false,
                     ..scope
                 };
-                match self.claim_once(owner, now, lease_until, shared_only).await {
+                match self.claim_once(owner, now, lease_for, shared_only).await {
                     Err(err) if is_unique_violation(&err) => Ok(Vec::new()),
                     other => Ok(other?),
                 }
@@ -76,16 +79,17 @@ impl Store {
         &self,
         owner: Uuid,
         now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
+        lease_for: std::time::Duration,
         scope: ClaimScope,
     ) -> Result<Vec<JobRow>, sqlx::Error> {
         if !scope.exclusive && scope.shared == 0 {
             return Ok(Vec::new());
         }
-        let set = "state = 'running', attempt = attempt + 1, lease_owner = $1, \
-                   lease_expires_at = $2, started_at = $3, heartbeat_at = $3, dedupe_key = null";
         let mut rows = match self {
             Store::Sqlite(pools) => {
+                let lease_until = now + chrono_duration(lease_for);
+                let set = "state = 'running', attempt = attempt + 1, lease_owner = $1, \
+                           lease_expires_at = $2, started_at = $3, heartbeat_at = $3, dedupe_key = null";
                 let sql = format!(
                     "update jobs set {set} where id in ( \
                        select id from (select id from jobs \
@@ -107,7 +111,10 @@ impl Store {
                     .fetch_all(&pools.write)
                     .await?
             }
-            Store::Postgres(pool) => {
+            Store::Postgres(pools) => {
+                let set = "state = 'running', attempt = attempt + 1, lease_owner = $1, \
+                           lease_expires_at = clock_timestamp() + make_interval(secs => $2), \
+                           started_at = $3, heartbeat_at = $3, dedupe_key = null";
                 let sql = format!(
                     "with ex as (select id from jobs \
                        where state = 'pending' and run_at <= $3 and exclusive and $4 \
@@ -127,11 +134,11 @@ impl Store {
                 );
                 sqlx::query_as::<_, JobRow>(&sql)
                     .bind(owner)
-                    .bind(lease_until)
+                    .bind(lease_for.as_secs_f64())
                     .bind(now)
                     .bind(scope.exclusive)
                     .bind(i64::from(scope.shared))
-                    .fetch_all(pool)
+                    .fetch_all(&pools.lease)
                     .await?
             }
         };
@@ -165,6 +172,39 @@ impl Store {
         &self,
         batch: &[TransitionWrite<'_>],
     ) -> Result<Vec<Option<JobRow>>, StoreError> {
+        self.write_guarded(batch, "").await
+    }
+
+    /// Writes a rescue: [`Store::write_transition`], and only if the lease really ran out at
+    /// least `margin` ago by the database's clock (its `now()` on Postgres, where the hosts'
+    /// clocks may differ; this host's on SQLite), checked in the same statement, so a lease
+    /// renewed since the rescuer read the row is never taken.
+    pub async fn write_rescue(
+        &self,
+        write: TransitionWrite<'_>,
+        margin: std::time::Duration,
+    ) -> Result<Option<JobRow>, StoreError> {
+        let guard = match self {
+            Store::Sqlite(_) => format!(
+                " and lease_expires_at < '{}'",
+                (Utc::now() - chrono_duration(margin))
+                    .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+            ),
+            Store::Postgres(_) => format!(
+                " and lease_expires_at < clock_timestamp() - make_interval(secs => {})",
+                margin.as_secs_f64()
+            ),
+        };
+        Ok(self.write_guarded(&[write], &guard).await?.pop().flatten())
+    }
+
+    /// The compare-and-set update of each transition, with `guard` (a constant SQL condition)
+    /// added to its `where`.
+    async fn write_guarded(
+        &self,
+        batch: &[TransitionWrite<'_>],
+        guard: &str,
+    ) -> Result<Vec<Option<JobRow>>, StoreError> {
         let sql = format!(
             "update jobs set state = $1, attempt = $2, run_at = $3, lease_owner = $4, \
              lease_expires_at = $5, cancel_requested_at = $6, started_at = $7, finished_at = $8, \
@@ -173,14 +213,15 @@ impl Store {
              yield_requested_at = case when $1 = 'running' then yield_requested_at else null end, \
              progress = coalesce($10, progress), processed = coalesce($11, processed), \
              total = coalesce($12, total), message = coalesce($13, message), \
-             result = coalesce($14, result), warnings = coalesce($15, warnings) \
+             result = coalesce($14, result), warnings = coalesce($15, warnings), \
+             rescues = $21 \
              where id = $16 and state = $17 and attempt = $18 \
              and (lease_owner = $19 or (lease_owner is null and $19 is null)) \
-             and (cancel_requested_at is null) = $20 \
+             and (cancel_requested_at is null) = $20{guard} \
              returning {JOB_COLUMNS}"
         );
         let mut rows = Vec::with_capacity(batch.len());
-        on_pool!(self, pool => {
+        on_pool!(lease self, pool => {
             let mut tx = pool.begin().await?;
             for t in batch {
                 let (next, before, outcome) = (t.next, t.before, t.outcome);
@@ -206,6 +247,7 @@ impl Store {
                     .bind(i64::from(before.attempt))
                     .bind(before.lease.map(|l| l.owner))
                     .bind(before.cancel_requested_at.is_none())
+                    .bind(i64::from(next.rescues))
                     .fetch_optional(&mut *tx)
                     .await?;
                 rows.push(row);
@@ -274,22 +316,30 @@ impl Store {
         Ok(done == 1)
     }
 
-    /// Extends the leases of the jobs in `ids` that `owner` still runs; returns them with their
-    /// cancel and yield requests, so a request made through another process reaches the task.
+    /// Extends the leases of the jobs in `ids` that `owner` still runs, to `lease_for` from the
+    /// database's clock on Postgres (this host's on SQLite); returns them with their attempt and
+    /// their cancel and yield requests, so a request made through another process reaches the
+    /// task. A job missing from the answer is no longer this owner's: its lease was lost.
     pub async fn renew_leases(
         &self,
         owner: Uuid,
         ids: &[Uuid],
         now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
+        lease_for: std::time::Duration,
     ) -> Result<Vec<Renewed>, StoreError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        Ok(on_pool!(self, pool => {
+        Ok(on_pool!(lease self, pool => {
             let mut builder = sqlx::QueryBuilder::new("update jobs set lease_expires_at = ");
+            match self {
+                Store::Sqlite(_) => builder.push_bind(now + chrono_duration(lease_for)),
+                Store::Postgres(_) => builder
+                    .push("clock_timestamp() + make_interval(secs => ")
+                    .push_bind(lease_for.as_secs_f64())
+                    .push(")"),
+            };
             builder
-                .push_bind(lease_until)
                 .push(", heartbeat_at = ")
                 .push_bind(now)
                 .push(" where state = 'running' and lease_owner = ")
@@ -304,14 +354,44 @@ impl Store {
         }))
     }
 
-    /// Running jobs whose lease ran out before `now`.
-    pub async fn expired_jobs(&self, now: DateTime<Utc>) -> Result<Vec<JobRow>, StoreError> {
-        let sql = format!(
-            "select {JOB_COLUMNS} from jobs where state = 'running' and lease_expires_at < $1 \
-             order by id limit 100"
-        );
-        Ok(on_pool!(read self, pool => {
-            sqlx::query_as::<_, JobRow>(&sql).bind(now).fetch_all(pool).await?
-        }))
+    /// Running jobs whose lease ran out at least `margin` ago, and the time it is now, both by
+    /// the database's clock on Postgres (this host's on SQLite).
+    pub async fn expired_jobs(
+        &self,
+        margin: std::time::Duration,
+    ) -> Result<(Vec<JobRow>, DateTime<Utc>), StoreError> {
+        match self {
+            Store::Sqlite(pools) => {
+                let now = Utc::now();
+                let sql = format!(
+                    "select {JOB_COLUMNS} from jobs where state = 'running' \
+                     and lease_expires_at < $1 order by id limit 100"
+                );
+                let rows = sqlx::query_as::<_, JobRow>(&sql)
+                    .bind(now - chrono_duration(margin))
+                    .fetch_all(&pools.read)
+                    .await?;
+                Ok((rows, now))
+            }
+            Store::Postgres(pools) => {
+                let now: DateTime<Utc> = sqlx::query_scalar("select clock_timestamp()")
+                    .fetch_one(&pools.lease)
+                    .await?;
+                let sql = format!(
+                    "select {JOB_COLUMNS} from jobs where state = 'running' \
+                     and lease_expires_at < $1 order by id limit 100"
+                );
+                let rows = sqlx::query_as::<_, JobRow>(&sql)
+                    .bind(now - chrono_duration(margin))
+                    .fetch_all(&pools.lease)
+                    .await?;
+                Ok((rows, now))
+            }
+        }
     }
+}
+
+/// A std duration as chrono's (saturating).
+fn chrono_duration(d: std::time::Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }

@@ -12,6 +12,26 @@
 //! several, which WAL lets run beside the writer. Migrations live in `migrations/sqlite` and
 //! `migrations/postgres`, numbered the same way, and run at start-up.
 
+/// Stores `$checkpoint` on `$writer`'s job inside the transaction `$tx`, if the writer still
+/// holds the job; `true` when it does. Last in every connector write, so that when the job has
+/// moved on, the whole transaction is dropped.
+macro_rules! hold_lease {
+    ($tx:expr, $writer:expr, $checkpoint:expr) => {
+        sqlx::query(
+            "update jobs set checkpoint = $1 \
+             where id = $2 and state = 'running' and attempt = $3 and lease_owner = $4",
+        )
+        .bind($checkpoint)
+        .bind($writer.job_id)
+        .bind(i64::from($writer.attempt))
+        .bind($writer.owner)
+        .execute($tx)
+        .await?
+        .rows_affected()
+            == 1
+    };
+}
+
 mod entities;
 mod instances;
 mod jobs;
@@ -47,8 +67,21 @@ pub enum Store {
     /// The embedded default: one file, WAL mode.
     Sqlite(SqlitePools),
     /// For several instances sharing one database.
-    Postgres(PgPool),
+    Postgres(PgPools),
 }
+
+/// The two pools of a Postgres store.
+#[derive(Clone, Debug)]
+pub struct PgPools {
+    /// Everything but the leases: requests, tasks' writes, sessions (`max_connections`).
+    pub main: PgPool,
+    /// The engine's lease traffic alone (claims, renewals, rescues, ends of attempts), so that
+    /// request load on `main` can never make a lease lapse.
+    pub lease: PgPool,
+}
+
+/// Connections of the lease pool: the dispatcher's claim, the lease keeper, the batch writer.
+const LEASE_CONNECTIONS: u32 = 3;
 
 /// The two pools of a SQLite store.
 #[derive(Clone, Debug)]
@@ -89,8 +122,9 @@ pub enum StoreError {
 }
 
 /// Runs `$body` with `$pool` bound to the pool of `$store` for SQL both databases share: the
-/// writer by default, the read pool with `on_pool!(read store, pool => …)` (SQLite only; Postgres
-/// has one pool).
+/// writer by default, the read pool with `on_pool!(read store, pool => …)` (SQLite; Postgres has
+/// one main pool), and the lease pool with `on_pool!(lease store, pool => …)` (Postgres; SQLite
+/// has one writer, which leases share).
 #[macro_export]
 #[doc(hidden)]
 macro_rules! on_pool {
@@ -100,7 +134,22 @@ macro_rules! on_pool {
                 let $pool = &pools.read;
                 $body
             }
-            $crate::server::store::Store::Postgres($pool) => $body,
+            $crate::server::store::Store::Postgres(pools) => {
+                let $pool = &pools.main;
+                $body
+            }
+        }
+    };
+    (lease $store:expr, $pool:ident => $body:expr) => {
+        match $store {
+            $crate::server::store::Store::Sqlite(pools) => {
+                let $pool = &pools.write;
+                $body
+            }
+            $crate::server::store::Store::Postgres(pools) => {
+                let $pool = &pools.lease;
+                $body
+            }
         }
     };
     ($store:expr, $pool:ident => $body:expr) => {
@@ -109,7 +158,10 @@ macro_rules! on_pool {
                 let $pool = &pools.write;
                 $body
             }
-            $crate::server::store::Store::Postgres($pool) => $body,
+            $crate::server::store::Store::Postgres(pools) => {
+                let $pool = &pools.main;
+                $body
+            }
         }
     };
 }
@@ -149,12 +201,16 @@ impl Store {
             }
             DatabaseTarget::Postgres(url) => {
                 let options = PgConnectOptions::from_str(url)?;
-                let pool = PgPoolOptions::new()
+                let main = PgPoolOptions::new()
                     .max_connections(max_connections)
                     .acquire_timeout(Duration::from_secs(5))
-                    .connect_with(options)
+                    .connect_with(options.clone())
                     .await?;
-                Ok(Store::Postgres(pool))
+                let lease = PgPoolOptions::new()
+                    .max_connections(LEASE_CONNECTIONS)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .connect_lazy_with(options);
+                Ok(Store::Postgres(PgPools { main, lease }))
             }
         }
     }
@@ -164,7 +220,7 @@ impl Store {
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(pools) => SQLITE_MIGRATOR.run(&pools.write).await?,
-            Store::Postgres(pool) => POSTGRES_MIGRATOR.run(pool).await?,
+            Store::Postgres(pools) => POSTGRES_MIGRATOR.run(&pools.main).await?,
         }
         Ok(())
     }
@@ -198,7 +254,10 @@ impl Store {
                 pools.read.close().await;
                 pools.write.close().await;
             }
-            Store::Postgres(pool) => pool.close().await,
+            Store::Postgres(pools) => {
+                pools.lease.close().await;
+                pools.main.close().await;
+            }
         }
     }
 }

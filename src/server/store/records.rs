@@ -1,31 +1,38 @@
 //! The `records` table, where the built-in `records` task upserts pushed records by their `id`.
 
-use chrono::Utc;
-use uuid::Uuid;
+use std::collections::HashMap;
 
-use super::{Store, StoreError};
+use chrono::Utc;
+
+use super::{Store, StoreError, Writer};
 use crate::on_pool;
 
 impl Store {
-    /// Upserts records by id in one transaction (the `records` task, one batch at a time).
+    /// Upserts records by id and stores `checkpoint` on the job, in one transaction, if `writer`
+    /// still holds its job; `false` (nothing written) when it does not. The same id twice in
+    /// `records` is one record, the last one.
     pub async fn upsert_records(
         &self,
-        job_id: Uuid,
+        writer: Writer,
         records: &[(String, String)],
-    ) -> Result<(), StoreError> {
-        if records.is_empty() {
-            return Ok(());
-        }
+        checkpoint: &str,
+    ) -> Result<bool, StoreError> {
         let now = Utc::now();
+        let mut latest: HashMap<&str, &str> = HashMap::with_capacity(records.len());
+        for (id, data) in records {
+            latest.insert(id, data);
+        }
+        let mut rows: Vec<(&str, &str)> = latest.into_iter().collect();
+        rows.sort_unstable();
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            for chunk in records.chunks(1000) {
+            for chunk in rows.chunks(1000) {
                 let mut builder =
                     sqlx::QueryBuilder::new("insert into records (id, data, job_id, updated_at) ");
                 builder.push_values(chunk, |mut b, (id, data)| {
-                    b.push_bind(id.clone())
-                        .push_bind(data.clone())
-                        .push_bind(job_id)
+                    b.push_bind(*id)
+                        .push_bind(*data)
+                        .push_bind(writer.job_id)
                         .push_bind(now);
                 });
                 builder.push(
@@ -34,9 +41,13 @@ impl Store {
                 );
                 builder.build().execute(&mut *tx).await?;
             }
+            // Last, so that a worker that lost the job writes nothing at all.
+            if !hold_lease!(&mut *tx, writer, checkpoint) {
+                return Ok(false);
+            }
             tx.commit().await?;
         });
-        Ok(())
+        Ok(true)
     }
 
     /// How many records are stored.

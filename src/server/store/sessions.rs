@@ -168,8 +168,8 @@ impl Store {
                 tx.commit().await?;
                 found
             }
-            Store::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
+            Store::Postgres(pools) => {
+                let mut tx = pools.main.begin().await?;
                 sqlx::query("set transaction isolation level repeatable read, read only")
                     .execute(&mut *tx)
                     .await?;
