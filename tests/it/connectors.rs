@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::helpers::{job_finished, run_sync, start_engine, tester, typed};
+use crate::helpers::{erp_listing, job_finished, run_sync, start_engine, tester, typed};
 use axum::{
     extract::{Query, State},
     http::{HeaderMap, StatusCode},
@@ -82,30 +82,6 @@ async fn demo(records: u32, latency: Duration) -> (Arc<DemoErp>, String) {
         .await
         .unwrap();
     (erp, format!("http://{addr}/api"))
-}
-
-/// What the demo ERP serves for `entity` now, by key, read page by page over HTTP.
-async fn erp_listing(base: &str, entity: &str) -> BTreeMap<String, Value> {
-    let client = reqwest::Client::new();
-    let mut all = BTreeMap::new();
-    for page in 1.. {
-        let body: Value = client
-            .get(format!("{base}/{entity}?page={page}&per_page=1000"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let data = body["data"].as_array().unwrap();
-        for record in data {
-            all.insert(record["id"].as_str().unwrap().to_string(), record.clone());
-        }
-        if data.len() < 1000 {
-            break;
-        }
-    }
-    all
 }
 
 async fn stored(store: &Store, entity: &str) -> BTreeMap<String, Value> {

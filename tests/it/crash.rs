@@ -18,7 +18,7 @@ lease_ttl = "1s"
 lease_renew = "250ms"
 poll_interval = "50ms"
 workers = 2
-log = "info,baton::server::engine::worker=debug,sqlx=warn,tower_http=warn"
+log = "info,baton::server::engine=debug,sqlx=warn,tower_http=warn"
 
 [sync_types.orders]
 priority = 6
@@ -89,9 +89,9 @@ fn start(db: &TestDb, config: &std::path::Path, log: &Arc<Mutex<Vec<String>>>) -
 }
 
 /// `GET /api/jobs/{id}` as JSON.
-async fn get_job(client: &reqwest::Client, server: &Server, id: &str) -> Value {
+async fn get_job(client: &reqwest::Client, base: &str, id: &str) -> Value {
     client
-        .get(format!("{}/api/jobs/{id}", server.base))
+        .get(format!("{base}/api/jobs/{id}"))
         .send()
         .await
         .unwrap()
@@ -184,7 +184,7 @@ async fn kill_at_random_moments_and_lose_nothing(db: TestDb) {
     let mut jobs = HashMap::new();
     for id in &ids {
         loop {
-            let job = get_job(&client, &server, id).await;
+            let job = get_job(&client, &server.base, id).await;
             if matches!(
                 job["state"].as_str(),
                 Some("completed" | "failed" | "cancelled")
@@ -256,7 +256,7 @@ poll_interval = "50ms"
 demo_erp_records = 6000
 demo_erp_latency = "80ms"
 demo_erp_change_every = "0s"
-log = "info,baton::server::engine::worker=debug,sqlx=warn,tower_http=warn"
+log = "info,baton::server::engine=debug,sqlx=warn,tower_http=warn"
 
 [sync_types.customers]
 priority = 5
@@ -284,7 +284,7 @@ async fn a_killed_pull_resumes_from_its_checkpoint(db: TestDb) {
     let id = started["job_id"].as_str().unwrap().to_string();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let job = get_job(&client, &server, &id).await;
+        let job = get_job(&client, &server.base, &id).await;
         if job["processed"].as_u64().unwrap_or(0) >= 1000 {
             assert_eq!(job["state"], "running", "killed mid-pull: {job}");
             break;
@@ -296,7 +296,7 @@ async fn a_killed_pull_resumes_from_its_checkpoint(db: TestDb) {
 
     let mut server = start(&db, &config, &log);
     let job = loop {
-        let job = get_job(&client, &server, &id).await;
+        let job = get_job(&client, &server.base, &id).await;
         if job["state"] != "pending" && job["state"] != "running" {
             break job;
         }
@@ -344,4 +344,260 @@ async fn a_killed_pull_resumes_from_its_checkpoint(db: TestDb) {
 
 both_backends!(a_pull_resumes_after_sigkill, |db| {
     a_killed_pull_resumes_from_its_checkpoint(db).await;
+});
+
+/// What the receiver of `http_call`s and exports saw: each call's job, attempt and time span
+/// (its end is noted when the handler ends, or is dropped because the caller died), and every
+/// exported order id.
+#[derive(Clone, Default)]
+struct Receiver {
+    calls: Calls,
+    exported: Arc<Mutex<Vec<String>>>,
+}
+
+/// Notes the end of a call when the handler ends or is dropped.
+struct CallEnd(
+    Arc<Mutex<Vec<(String, u64, Instant, Option<Instant>)>>>,
+    usize,
+);
+
+impl Drop for CallEnd {
+    fn drop(&mut self) {
+        self.0.lock().unwrap()[self.1].3 = Some(Instant::now());
+    }
+}
+
+async fn receiver() -> (Receiver, String) {
+    use axum::{extract::State, routing::post, Json, Router};
+    let seen = Receiver::default();
+    let router = Router::new()
+        .route(
+            "/work",
+            post(
+                |State(seen): State<Receiver>, Json(body): Json<Value>| async move {
+                    let index = {
+                        let mut calls = seen.calls.lock().unwrap();
+                        calls.push((
+                            body["job_id"].as_str().unwrap_or("").to_string(),
+                            body["attempt"].as_u64().unwrap_or(0),
+                            Instant::now(),
+                            None,
+                        ));
+                        calls.len() - 1
+                    };
+                    let _end = CallEnd(seen.calls.clone(), index);
+                    tokio::time::sleep(Duration::from_millis(800)).await;
+                    Json(json!({ "processed": 1 }))
+                },
+            ),
+        )
+        .route(
+            "/import",
+            post(
+                |State(seen): State<Receiver>, Json(body): Json<Value>| async move {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    let ids: Vec<String> = body
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|o| o["id"].as_str().map(str::to_string))
+                        .collect();
+                    seen.exported.lock().unwrap().extend(ids);
+                    Json(json!({ "accepted": 1 }))
+                },
+            ),
+        )
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (seen, format!("http://{addr}"))
+}
+
+/// `baton serve` killed with SIGKILL while an `http_call`, a `command` and an export run, and
+/// started again, several times: every job ends completed, each side effect happened at least
+/// once, and no two copies of one job's call or command ever ran at the same time.
+async fn kill_during_side_effects(db: TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let ticks = dir.path().join("ticks");
+    let (seen, recv) = receiver().await;
+    let config = dir.path().join("baton.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+lease_ttl = "1s"
+lease_renew = "250ms"
+poll_interval = "50ms"
+workers = 4
+demo = true
+demo_erp_records = 400
+demo_erp_latency = "0s"
+demo_erp_change_every = "0s"
+log = "info,sqlx=warn,tower_http=warn"
+
+[connections.recv]
+base_url = "{recv}"
+retries = 0
+
+[sync_types.call]
+priority = 3
+exclusive = false
+task = {{ kind = "http_call", connection = "recv", path = "/work" }}
+retry = {{ max_attempts = 50, base_delay = "10ms", max_delay = "50ms" }}
+
+[sync_types.cmd]
+priority = 2
+exclusive = false
+task = {{ kind = "command", program = "sh", args = ["-c", "i=0; while [ $i -lt 15 ]; do echo tick $BATON_JOB_ID $$ $(date +%s%N) >> {ticks}; i=$((i+1)); sleep 0.1; done"] }}
+retry = {{ max_attempts = 50, base_delay = "10ms", max_delay = "50ms" }}
+
+[sync_types.orders]
+priority = 6
+retry = {{ max_attempts = 50, base_delay = "10ms", max_delay = "50ms" }}
+
+[sync_types.exp]
+priority = 7
+task = {{ kind = "export", entity = "orders", only = {{ field = "status", value = "ready" }}, batch = 10, target = {{ kind = "http", connection = "recv", path = "/import" }} }}
+retry = {{ max_attempts = 50, base_delay = "10ms", max_delay = "50ms" }}
+"#,
+            ticks = ticks.display()
+        ),
+    )
+    .unwrap();
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    eprintln!("side-effects crash test seed: {seed}");
+    let mut rng = Lcg(seed);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let client = reqwest::Client::new();
+    let mut ids = Vec::new();
+    for round in 0..4 {
+        let mut server = start(&db, &config, &log);
+        // The pull first, so the export has orders to send.
+        for ty in ["orders", "call", "cmd", "exp"] {
+            if round == 0 && ty == "exp" {
+                let pulled = client
+                    .post(format!("{}/api/sync/orders", server.base))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json::<Value>()
+                    .await
+                    .unwrap();
+                let id = pulled["job_id"].as_str().unwrap().to_string();
+                crate::helpers::eventually(Duration::from_secs(30), || {
+                    let (client, base, id) = (client.clone(), server.base.clone(), id.clone());
+                    async move {
+                        let job = get_job(&client, &base, &id).await;
+                        (job["state"] == "completed").then_some(()).ok_or(job)
+                    }
+                })
+                .await;
+            }
+            let body: Value = client
+                .post(format!("{}/api/sync/{ty}", server.base))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            ids.push(body["job_id"].as_str().unwrap().to_string());
+        }
+        tokio::time::sleep(Duration::from_millis(200 + rng.next(1200))).await;
+        kill(&mut server);
+    }
+    let mut server = start(&db, &config, &log);
+    let mut jobs = HashMap::new();
+    for id in &ids {
+        let job = crate::helpers::eventually(Duration::from_secs(90), || {
+            let (client, base, id) = (client.clone(), server.base.clone(), id.clone());
+            async move {
+                let job = get_job(&client, &base, &id).await;
+                match job["state"].as_str() {
+                    Some("completed" | "failed" | "cancelled") => Ok(job),
+                    _ => Err(job),
+                }
+            }
+        })
+        .await;
+        jobs.insert(id.clone(), job);
+    }
+    let demo: Value = client
+        .get(format!("{}/api/info", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ready = crate::helpers::erp_listing(demo["demo_erp"].as_str().unwrap(), "orders")
+        .await
+        .into_iter()
+        .filter(|(_, o)| o["status"] == "ready")
+        .map(|(k, _)| k)
+        .collect::<std::collections::BTreeSet<_>>();
+    kill(&mut server);
+
+    for (id, job) in &jobs {
+        assert_eq!(job["state"], "completed", "job {id}: {job} (seed {seed})");
+    }
+    // Each call job's calls came one at a time.
+    let calls = seen.calls.lock().unwrap().clone();
+    for (id, job) in jobs.iter().filter(|(_, j)| j["sync_type"] == "call") {
+        let mut mine: Vec<_> = calls.iter().filter(|c| &c.0 == id).collect();
+        assert!(!mine.is_empty(), "call job {id} never called: {job}");
+        mine.sort_by_key(|c| c.2);
+        for pair in mine.windows(2) {
+            let end = pair[0].3.unwrap_or_else(Instant::now);
+            assert!(
+                end <= pair[1].2,
+                "two calls of job {id} at once (attempts {} and {}) (seed {seed})",
+                pair[0].1,
+                pair[1].1
+            );
+        }
+    }
+    // Each command job's copies never overlapped (read from the ticks they wrote).
+    let text = std::fs::read_to_string(&ticks).unwrap_or_default();
+    let mut spans: HashMap<(String, String), (u128, u128)> = HashMap::new();
+    for line in text.lines() {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        let [_, job, pid, at] = parts[..] else {
+            continue;
+        };
+        let at: u128 = at.parse().unwrap();
+        let span = spans.entry((job.into(), pid.into())).or_insert((at, at));
+        span.0 = span.0.min(at);
+        span.1 = span.1.max(at);
+    }
+    for id in jobs.keys() {
+        let mut copies: Vec<_> = spans
+            .iter()
+            .filter(|((job, _), _)| job == id)
+            .map(|(_, span)| *span)
+            .collect();
+        copies.sort();
+        for pair in copies.windows(2) {
+            assert!(
+                pair[0].1 < pair[1].0,
+                "two copies of command job {id} ran at once (seed {seed})"
+            );
+        }
+    }
+    // Every ready order reached the ERP at least once.
+    let exported: std::collections::BTreeSet<String> =
+        seen.exported.lock().unwrap().iter().cloned().collect();
+    let missing: Vec<_> = ready.difference(&exported).collect();
+    assert!(
+        missing.is_empty(),
+        "orders never exported: {missing:?} (seed {seed})"
+    );
+}
+
+both_backends!(sigkill_during_calls_commands_and_exports, |db| {
+    kill_during_side_effects(db).await;
 });

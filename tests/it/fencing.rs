@@ -419,3 +419,212 @@ async fn leases_are_renewed_while_every_request_connection_is_busy() {
         "the lease lapsed while the request pool was busy: {done:?}"
     );
 }
+
+/// A TCP proxy to Postgres that the test can pause: while paused it forwards nothing and keeps
+/// every connection open, as a network partition does.
+struct Partition {
+    addr: std::net::SocketAddr,
+    paused: tokio::sync::watch::Sender<bool>,
+}
+
+impl Partition {
+    async fn to(upstream: std::net::SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (paused, watch) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+                    continue;
+                };
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                tokio::spawn(Self::pipe(client_read, server_write, watch.clone()));
+                tokio::spawn(Self::pipe(server_read, client_write, watch.clone()));
+            }
+        });
+        Self { addr, paused }
+    }
+
+    async fn pipe(
+        mut from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+        mut paused: tokio::sync::watch::Receiver<bool>,
+    ) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut buffer = vec![0u8; 16 * 1024];
+        loop {
+            let Ok(n) = from.read(&mut buffer).await else {
+                return;
+            };
+            if n == 0 {
+                return;
+            }
+            // Held, not dropped, while the partition lasts.
+            while *paused.borrow() {
+                if paused.changed().await.is_err() {
+                    return;
+                }
+            }
+            if to.write_all(&buffer[..n]).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    fn pause(&self, paused: bool) {
+        self.paused.send_replace(paused);
+    }
+}
+
+/// `baton serve` on `database_url` with `config`; its address.
+fn serve_with(config: &std::path::Path, database_url: &str) -> (std::process::Child, String) {
+    let mut child = crate::helpers::baton_command()
+        .arg("serve")
+        .env("BATON_CONFIG", config)
+        .env("BATON_DATABASE_URL", database_url)
+        .env("BATON_ADDR", "127.0.0.1:0")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = crate::helpers::listening_addr(child.stderr.take().unwrap());
+    (child, addr)
+}
+
+/// Each `tick <attempt> <pid> <nanoseconds>` line of a command's log, by pid: first and last.
+fn tick_spans(log: &std::path::Path) -> std::collections::BTreeMap<u32, (u32, u128, u128)> {
+    let mut spans = std::collections::BTreeMap::new();
+    for line in std::fs::read_to_string(log).unwrap_or_default().lines() {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        let [_, attempt, pid, at] = parts[..] else {
+            continue;
+        };
+        let (attempt, pid, at): (u32, u32, u128) = (
+            attempt.parse().unwrap(),
+            pid.parse().unwrap(),
+            at.parse().unwrap(),
+        );
+        let span = spans.entry(pid).or_insert((attempt, at, at));
+        span.1 = span.1.min(at);
+        span.2 = span.2.max(at);
+    }
+    spans
+}
+
+/// Postgres, two `baton serve` processes: the one running an exclusive `command` is cut off
+/// from the database beyond its lease; it stops the command before the other one rescues the
+/// job and starts it again (no two copies at once, read from the command's own output), and
+/// exactly one attempt's result counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_cut_off_from_postgres_stops_before_the_rescue_starts_the_next_attempt() {
+    let Some(db) = crate::helpers::TestDb::postgres().await else {
+        return;
+    };
+    let crate::helpers::TestDb::Postgres { url, .. } = &db else {
+        unreachable!()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ticks = dir.path().join("ticks");
+    let config = dir.path().join("baton.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "lease_ttl = \"2s\"\nlease_renew = \"500ms\"\npoll_interval = \"50ms\"\n\
+             heartbeat_interval = \"1s\"\n\
+             [connections.none]\nbase_url = \"http://127.0.0.1:9/\"\n\n\
+             [sync_types.ticker]\npriority = 1\nretry = {{ max_attempts = 3, base_delay = \"10ms\" }}\n\
+             task = {{ kind = \"command\", program = \"sh\", args = [\"-c\", \"i=0; while [ $i -lt 60 ]; do echo tick $BATON_ATTEMPT $$ $(date +%s%N) >> {}; i=$((i+1)); sleep 0.1; done\"] }}\n",
+            ticks.display()
+        ),
+    )
+    .unwrap();
+    let pg: std::net::SocketAddr = "127.0.0.1:5432".parse().unwrap();
+    let partition = Partition::to(pg).await;
+    let via_proxy = url.replacen("127.0.0.1:5432", &partition.addr.to_string(), 1);
+    assert_ne!(&via_proxy, url, "the test database is on 127.0.0.1:5432");
+    let (mut a, a_addr) = serve_with(&config, &via_proxy);
+    let client = reqwest::Client::new();
+    let job: serde_json::Value = client
+        .post(format!("http://{a_addr}/api/sync/ticker"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = job["job_id"].as_str().unwrap().to_string();
+    eventually(Duration::from_secs(10), || {
+        let ticks = ticks.clone();
+        async move { (tick_spans(&ticks).len() == 1).then_some(()).ok_or(()) }
+    })
+    .await;
+    let (mut b, b_addr) = serve_with(&config, url);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    partition.pause(true);
+    // B rescues the job once A's lease ran out (2 s, plus the margin) and runs it again.
+    let spans = eventually(Duration::from_secs(20), || {
+        let ticks = ticks.clone();
+        async move {
+            let spans = tick_spans(&ticks);
+            (spans.len() >= 2).then_some(spans.clone()).ok_or(spans)
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    partition.pause(false);
+    let job: serde_json::Value = eventually(Duration::from_secs(30), || {
+        let (client, url) = (client.clone(), format!("http://{b_addr}/api/jobs/{id}"));
+        async move {
+            let job: serde_json::Value =
+                client.get(url).send().await.unwrap().json().await.unwrap();
+            (job["state"] == "completed")
+                .then_some(job.clone())
+                .ok_or(job)
+        }
+    })
+    .await;
+    let spans = {
+        let all = tick_spans(&ticks);
+        assert!(all.len() >= spans.len());
+        all
+    };
+    let mut by_start: Vec<_> = spans.values().cloned().collect();
+    by_start.sort_by_key(|s| s.1);
+    for pair in by_start.windows(2) {
+        let (first, next) = (pair[0], pair[1]);
+        assert!(
+            first.2 < next.1,
+            "two copies of the command ran at once: attempt {} ticked until {} and attempt {} \
+             from {}",
+            first.0,
+            first.2,
+            next.0,
+            next.1
+        );
+    }
+    // One result: the attempt that completed is the last one that ran.
+    assert_eq!(job["attempt"], by_start.last().unwrap().0, "{job}");
+    assert!(job["rescues"].as_u64().unwrap() >= 1, "{job}");
+    let logs: serde_json::Value = client
+        .get(format!("http://{b_addr}/api/jobs/{id}/logs"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        logs["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["message"].as_str().unwrap().contains("lease lost")),
+        "{logs}"
+    );
+    for child in [&mut a, &mut b] {
+        // SAFETY: signals only.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let _ = child.wait();
+    }
+}

@@ -30,11 +30,12 @@ pub fn baton_command() -> std::process::Command {
 pub fn listening_addr(stderr: std::process::ChildStderr) -> String {
     use std::io::BufRead;
     let mut lines = std::io::BufReader::new(stderr).lines();
+    let mut seen = Vec::new();
     let addr = loop {
-        let line = lines
-            .next()
-            .expect("baton serve exited before listening")
-            .unwrap();
+        let Some(Ok(line)) = lines.next() else {
+            panic!("baton serve exited before listening:\n{}", seen.join("\n"));
+        };
+        seen.push(line.clone());
         if let Some(rest) = line.split("listening on http://").nth(1) {
             break rest
                 .split(|c: char| c.is_whitespace() || c == '"')
@@ -475,4 +476,31 @@ pub async fn run_sync(
 ) -> baton::model::Job {
     let (job, _) = engine.request_sync(sync_type, tester()).await.unwrap();
     job_finished(engine, &job.id).await
+}
+
+/// What the demo ERP serves for `entity` now, by key, read page by page over HTTP.
+pub async fn erp_listing(
+    base: &str,
+    entity: &str,
+) -> std::collections::BTreeMap<String, serde_json::Value> {
+    let client = reqwest::Client::new();
+    let mut all = std::collections::BTreeMap::new();
+    for page in 1.. {
+        let body: serde_json::Value = client
+            .get(format!("{base}/{entity}?page={page}&per_page=1000"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let data = body["data"].as_array().unwrap();
+        for record in data {
+            all.insert(record["id"].as_str().unwrap().to_string(), record.clone());
+        }
+        if data.len() < 1000 {
+            break;
+        }
+    }
+    all
 }

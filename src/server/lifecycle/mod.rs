@@ -31,8 +31,9 @@ use uuid::Uuid;
 
 use crate::model::JobState;
 
-/// Rescues after which a job fails rather than run again: a task that kills or hangs every
-/// worker that runs it must not do so for ever.
+/// The fewest rescues after which a job fails rather than run again (a type that allows more
+/// attempts allows as many rescues): a task that kills or hangs every worker that runs it must
+/// not do so for ever.
 pub const MAX_RESCUES: u32 = 3;
 
 /// The part of a job the lifecycle governs.
@@ -260,9 +261,10 @@ pub fn apply(
             ));
             if job.cancel_requested_at.is_some() {
                 finish(&mut next, JobState::Cancelled, now);
-            } else if next.rescues >= MAX_RESCUES {
+            } else if next.rescues >= job.max_attempts.max(MAX_RESCUES) {
                 next.error = Some(format!(
-                    "lease lost {MAX_RESCUES} times: its task seems to crash or hang its workers"
+                    "lease lost {} times: its task seems to crash or hang its workers",
+                    next.rescues
                 ));
                 finish(&mut next, JobState::Failed, now);
             } else {
