@@ -355,11 +355,11 @@ struct Receiver {
     exported: Arc<Mutex<Vec<String>>>,
 }
 
+/// Each call: its job, attempt, start and end.
+type Calls = Arc<Mutex<Vec<(String, u64, Instant, Option<Instant>)>>>;
+
 /// Notes the end of a call when the handler ends or is dropped.
-struct CallEnd(
-    Arc<Mutex<Vec<(String, u64, Instant, Option<Instant>)>>>,
-    usize,
-);
+struct CallEnd(Calls, usize);
 
 impl Drop for CallEnd {
     fn drop(&mut self) {
