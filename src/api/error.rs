@@ -64,7 +64,7 @@ mod ssr {
                 ApiError::BadRequest(_) => UiError::BadRequest(message),
                 ApiError::Forbidden(_) => UiError::Forbidden(message),
                 ApiError::NotFound(_) => UiError::NotFound(message),
-                ApiError::Conflict(_) => UiError::Conflict(message),
+                ApiError::Conflict(_) | ApiError::SessionOpen { .. } => UiError::Conflict(message),
                 ApiError::Unprocessable(_) | ApiError::PayloadTooLarge(_) => {
                     UiError::Invalid(message)
                 }

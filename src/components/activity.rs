@@ -79,6 +79,12 @@ fn ActivityRow(event: LiveEvent) -> impl IntoView {
                 .unwrap_or_default()
         ),
         EventKind::SessionCleared(cleared) => format!("session cleared for run {}", cleared.run),
+        EventKind::SessionUpdated(session) => format!(
+            "{} session {} (run {})",
+            session.workflow,
+            session.state.as_str().replace('_', " "),
+            session.run
+        ),
     };
     view! {
         <li class="activity-row" data-event=event.kind.name()>

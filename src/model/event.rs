@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Job, JobLogLine, JobProgress, QueueCounts, SessionCleared, StatusRow};
+use super::{Job, JobLogLine, JobProgress, QueueCounts, SessionCleared, SessionUpdate, StatusRow};
 
 /// One event on the live stream.
 ///
@@ -48,6 +48,8 @@ pub enum EventKind {
     StepStatus(StatusRow),
     /// A session was reset for a fresh run.
     SessionCleared(SessionCleared),
+    /// A session's state changed (it waits, runs again, ended, …), or it started a new run.
+    SessionUpdated(SessionUpdate),
 }
 
 impl EventKind {
@@ -63,6 +65,7 @@ impl EventKind {
         "job-log",
         "step-status",
         "session-cleared",
+        "session-updated",
     ];
 
     /// This event's SSE `event:` name.
@@ -78,6 +81,7 @@ impl EventKind {
             EventKind::JobLog(_) => "job-log",
             EventKind::StepStatus(_) => "step-status",
             EventKind::SessionCleared(_) => "session-cleared",
+            EventKind::SessionUpdated(_) => "session-updated",
         }
     }
 }

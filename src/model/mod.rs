@@ -12,6 +12,6 @@ pub use job::{
     Job, JobProgress, JobSource, JobState, QueueCounts, SyncState, SyncStatus, TypeStatus,
 };
 pub use session::{
-    SessionCleared, SessionStatus, SessionView, StatusRow, StepJob, StepStatus, StepView,
-    WorkflowOverview,
+    SessionCleared, SessionState, SessionStatus, SessionUpdate, SessionView, StatusRow, StepJob,
+    StepStatus, StepView, WorkflowOverview,
 };

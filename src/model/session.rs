@@ -42,6 +42,80 @@ impl StepStatus {
     }
 }
 
+/// Where a session is. It moves only as `server::lifecycle::session::apply` says: a new session
+/// runs; a gate makes it wait and a press makes it run; its last step ends it completed (with
+/// warnings, when steps allowed to fail did, or jobs noted some), a failing step ends it failed
+/// (until the step is retried); a person may cancel it, or start it over from any state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionState {
+    /// A step runs its jobs.
+    Running,
+    /// A step waits for a person to press its gate's button.
+    Waiting,
+    /// Every step ended well.
+    Completed,
+    /// Every step ended, some with failures they were allowed, or with warnings.
+    CompletedWithWarnings,
+    /// A step failed (it can be retried, or the session started over).
+    Failed,
+    /// A person stopped it.
+    Cancelled,
+}
+
+impl SessionState {
+    /// Every state.
+    pub const ALL: [SessionState; 6] = [
+        SessionState::Running,
+        SessionState::Waiting,
+        SessionState::Completed,
+        SessionState::CompletedWithWarnings,
+        SessionState::Failed,
+        SessionState::Cancelled,
+    ];
+
+    /// The name stored and sent.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionState::Running => "running",
+            SessionState::Waiting => "waiting",
+            SessionState::Completed => "completed",
+            SessionState::CompletedWithWarnings => "completed_with_warnings",
+            SessionState::Failed => "failed",
+            SessionState::Cancelled => "cancelled",
+        }
+    }
+
+    /// The state named `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// Running or waiting: its workflow has this one session open.
+    pub fn is_open(self) -> bool {
+        matches!(self, SessionState::Running | SessionState::Waiting)
+    }
+}
+
+/// A session's state or run changed (`session-updated` events carry it).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SessionUpdate {
+    /// The session.
+    pub session_id: String,
+    /// Its workflow.
+    pub workflow: String,
+    /// Its current run.
+    pub run: u32,
+    /// Where it is now.
+    pub state: SessionState,
+    /// Its warnings so far.
+    pub warnings: Vec<String>,
+    /// When its current run started.
+    pub started_at: DateTime<Utc>,
+    /// When it ended, if it has.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
 /// One row of the status table: a step said this, at this time (`step-status` events carry it).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StatusRow {
@@ -96,8 +170,8 @@ pub struct SessionView {
     pub workflow: String,
     /// Its workflow's name.
     pub name: String,
-    /// running | waiting | completed | completed_with_warnings | failed | cancelled.
-    pub state: String,
+    /// Where it is.
+    pub state: SessionState,
     /// manual | scheduler | api | webhook.
     pub source: String,
     /// Who started it.
@@ -112,8 +186,10 @@ pub struct SessionView {
     pub warnings: Vec<String>,
     /// Every step of the workflow, in order; steps not reached yet read `waiting` with no message.
     pub steps: Vec<StepView>,
-    /// Every status row of every run, oldest first.
+    /// The newest status rows of every run (at most the page asked for), oldest first.
     pub timeline: Vec<StatusRow>,
+    /// Pass as `timeline_before` for the rows before these; absent when there are none.
+    pub timeline_before: Option<i64>,
 }
 
 /// One step as the session view shows it.

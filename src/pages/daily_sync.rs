@@ -18,7 +18,8 @@ use crate::{
     components::{time_of_day, EmptyState, PageHeader, ProgressBar},
     hooks::{use_live_events, Connection, LiveEvents},
     model::{
-        EntityChange, EventKind, SessionView, StatusRow, StepStatus, StepView, WorkflowOverview,
+        EntityChange, EventKind, SessionState, SessionView, StatusRow, StepStatus, StepView,
+        WorkflowOverview,
     },
 };
 
@@ -46,7 +47,9 @@ pub fn DailySyncPage() -> impl IntoView {
                 .find(|e| {
                     matches!(
                         e.kind,
-                        EventKind::StepStatus(_) | EventKind::SessionCleared(_)
+                        EventKind::StepStatus(_)
+                            | EventKind::SessionCleared(_)
+                            | EventKind::SessionUpdated(_)
                     )
                 })
                 .map(|e| e.id)
@@ -172,8 +175,8 @@ fn SessionPanel(
         }
         .into_any();
     };
-    let (class, label) = session_badge(&session.state);
-    let open = matches!(session.state.as_str(), "running" | "waiting");
+    let (class, label) = session_badge(session.state);
+    let open = session.state.is_open();
     let id = session.id.clone();
     let who = session
         .triggered_by
@@ -183,7 +186,7 @@ fn SessionPanel(
     let run = (session.run > 1).then(|| format!(" · run {}", session.run));
     let action = if open {
         // A session that waits for a person (or runs) can be started over from step 1.
-        let waiting = session.state == "waiting";
+        let waiting = session.state == SessionState::Waiting;
         view! {
             <button class="button button-quiet" data-testid="start-over"
                 disabled=move || !waiting || clear.pending().get()
@@ -203,7 +206,7 @@ fn SessionPanel(
         .into_any()
     };
     view! {
-        <section class="panel session-bar" data-testid="session" data-state=session.state.clone()>
+        <section class="panel session-bar" data-testid="session" data-state=session.state.as_str()>
             <div class="session-summary">
                 <span class=format!("state state-{class}")>{label}</span>
                 <span class="session-meta">
@@ -226,15 +229,14 @@ fn SessionPanel(
 }
 
 /// CSS class and label of a session state.
-fn session_badge(state: &str) -> (&'static str, &'static str) {
+fn session_badge(state: SessionState) -> (&'static str, &'static str) {
     match state {
-        "running" => ("running", "Running"),
-        "waiting" => ("attention", "Waiting for you"),
-        "completed" => ("success", "Completed"),
-        "completed_with_warnings" => ("warn", "Completed with warnings"),
-        "failed" => ("error", "Failed"),
-        "cancelled" => ("idle", "Cancelled"),
-        _ => ("idle", "Unknown"),
+        SessionState::Running => ("running", "Running"),
+        SessionState::Waiting => ("attention", "Waiting for you"),
+        SessionState::Completed => ("success", "Completed"),
+        SessionState::CompletedWithWarnings => ("warn", "Completed with warnings"),
+        SessionState::Failed => ("error", "Failed"),
+        SessionState::Cancelled => ("idle", "Cancelled"),
     }
 }
 
@@ -640,8 +642,11 @@ impl Toasts {
                         }
                     }
                     if before.finished_at.is_none() && now.finished_at.is_some() {
-                        let (_, label) = session_badge(&now.state);
-                        self.push(now.state == "failed", format!("Daily sync: {label}"));
+                        let (_, label) = session_badge(now.state);
+                        self.push(
+                            now.state == SessionState::Failed,
+                            format!("Daily sync: {label}"),
+                        );
                     }
                 }
             }

@@ -17,7 +17,7 @@ use super::{
     state::AppState,
     store::Store,
     workflows::status::StatusService,
-    workflows::{defs::built_in_workflows, Workflows},
+    workflows::{defs::built_in_workflows, Retention, Workflows},
 };
 
 /// A server that is bound to its port and has a migrated database, not yet serving.
@@ -104,13 +104,17 @@ impl Application {
         let workflows = Workflows::new(
             store.clone(),
             engine.clone(),
-            status.clone(),
             events.clone(),
             // A workflow in baton.toml replaces the built-in one with its id.
             built_in_workflows(&engine)
                 .into_iter()
                 .chain(config.workflow_defs()),
-        );
+        )
+        .with_retention(Retention {
+            sessions: config.session_keep,
+            runs: 20,
+            every: config.retention_interval,
+        });
         let state = AppState {
             status,
             workflows,

@@ -601,3 +601,80 @@ retry = {{ max_attempts = 50, base_delay = "10ms", max_delay = "50ms" }}
 both_backends!(sigkill_during_calls_commands_and_exports, |db| {
     kill_during_side_effects(db).await;
 });
+
+/// `baton serve` killed with SIGKILL at random moments while a workflow session moves from
+/// step to step: after the last start the session ends completed, every step completed once in
+/// its run, and none was left half way (completed without the next one entered).
+async fn kill_during_step_changes(db: TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("baton.toml");
+    let mut text = String::from(
+        "lease_ttl = \"1s\"\nlease_renew = \"250ms\"\npoll_interval = \"50ms\"\n\
+         log = \"info,sqlx=warn,tower_http=warn\"\n\n\
+         [sync_types.step]\npriority = 1\nexclusive = false\n\
+         task = { kind = \"wait\", duration = \"150ms\", steps = 3 }\n\
+         retry = { max_attempts = 50, base_delay = \"10ms\", max_delay = \"50ms\" }\n\n\
+         [workflows.chain]\n",
+    );
+    for n in 1..=8 {
+        text.push_str(&format!(
+            "[[workflows.chain.steps]]\nname = \"Step {n}\"\nsync_types = [\"step\"]\n"
+        ));
+    }
+    std::fs::write(&config, text).unwrap();
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    eprintln!("step-change crash test seed: {seed}");
+    let mut rng = Lcg(seed);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let client = reqwest::Client::new();
+    let mut server = start(&db, &config, &log);
+    let started: Value = client
+        .post(format!("{}/api/sessions", server.base))
+        .json(&json!({ "workflow": "chain" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = started["session_id"].as_str().unwrap().to_string();
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(100 + rng.next(500))).await;
+        kill(&mut server);
+        server = start(&db, &config, &log);
+    }
+    let session = crate::helpers::eventually(Duration::from_secs(90), || {
+        let (client, url) = (
+            client.clone(),
+            format!("{}/api/sessions/{id}?timeline_limit=1000", server.base),
+        );
+        async move {
+            let session: Value = client.get(url).send().await.unwrap().json().await.unwrap();
+            (session["state"] == "completed")
+                .then_some(session.clone())
+                .ok_or(session)
+        }
+    })
+    .await;
+    kill(&mut server);
+    let rows = session["timeline"].as_array().unwrap();
+    for n in 1..=8 {
+        let completions = rows
+            .iter()
+            .filter(|r| r["step"] == n && r["status"] == "completed")
+            .count();
+        assert_eq!(completions, 1, "step {n}: {rows:#?} (seed {seed})");
+    }
+    assert!(session["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["status"] == "completed"));
+}
+
+both_backends!(sigkill_during_step_changes_strands_no_session, |db| {
+    kill_during_step_changes(db).await;
+});

@@ -334,3 +334,135 @@ async fn a_workflow_from_the_config_runs_beside_the_built_in_ones() {
     assert_eq!(statuses(&session), ["completed"; 2]);
     app.shutdown().await;
 }
+
+/// A workflow whose first step runs a slow job: one step, one `slow` job of 3 s.
+async fn slow_app(db: TestDb) -> TestApp {
+    use baton::server::workflows::defs::{WorkflowConfig, WorkflowStepConfig};
+    spawn_app_with(db, |config| {
+        config.demo_erp_records = 50;
+        config.demo_erp_latency = Duration::ZERO;
+        config.poll_interval = Duration::from_millis(50);
+        config.sync_types.insert(
+            "slow".into(),
+            toml::from_str(
+                "priority = 1\nexclusive = false\ntask = { kind = \"wait\", duration = \"3s\", steps = 30 }\n",
+            )
+            .unwrap(),
+        );
+        config.workflows.insert(
+            "slowflow".into(),
+            WorkflowConfig {
+                name: None,
+                steps: vec![WorkflowStepConfig {
+                    name: "Slow".into(),
+                    sync_types: vec!["slow".into()],
+                    gate: None,
+                    continue_on_failure: false,
+                }],
+            },
+        );
+    })
+    .await
+}
+
+both_backends!(
+    a_second_session_of_a_workflow_is_refused_while_one_is_open,
+    |db| {
+        let app = slow_app(db).await;
+        let start = json!({ "workflow": "slowflow" });
+        // Two at once: the database admits one open session, so exactly one start wins.
+        let (a, b) = tokio::join!(
+            app.post_json("/api/sessions", Some(start.clone())),
+            app.post_json("/api/sessions", Some(start.clone()))
+        );
+        let mut answers = [a, b];
+        answers.sort_by_key(|(status, _)| *status);
+        let [(ok, first), (refused, second)] = answers;
+        assert_eq!((ok, refused), (202, 409), "{first} {second}");
+        assert_eq!(second["error"], "session_open", "{second}");
+        assert_eq!(second["session_id"], first["session_id"], "{second}");
+        // Once it has ended, a new one starts.
+        let id = first["session_id"].as_str().unwrap().to_string();
+        let (status, _) = app
+            .post_json(&format!("/api/sessions/{id}/cancel"), None)
+            .await;
+        assert_eq!(status, 200);
+        let (status, again) = app.post_json("/api/sessions", Some(start)).await;
+        assert_eq!(status, 202, "{again}");
+    }
+);
+
+both_backends!(
+    starting_over_cancels_the_old_runs_jobs_and_the_old_run_writes_nothing_into_the_new,
+    |db| {
+        let app = slow_app(db).await;
+        let (_, started) = app
+            .post_json("/api/sessions", Some(json!({ "workflow": "slowflow" })))
+            .await;
+        let id = started["session_id"].as_str().unwrap().to_string();
+        let session = until(&app, &id, |s| {
+            s["steps"][0]["jobs"][0]["state"] == "running"
+        })
+        .await;
+        let old_job = session["steps"][0]["jobs"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let (status, _) = app
+            .post_json(&format!("/api/sessions/{id}/clear"), None)
+            .await;
+        assert_eq!(status, 200);
+        // The old run's job is cancelled …
+        let job = eventually(Duration::from_secs(10), || {
+            let (app, old_job) = (&app, old_job.clone());
+            async move {
+                let job = app.get_json(&format!("/api/jobs/{old_job}")).await;
+                (job["state"] == "cancelled")
+                    .then_some(job.clone())
+                    .ok_or(job)
+            }
+        })
+        .await;
+        assert_eq!(job["state"], "cancelled");
+        // … the new run finishes with its own job, and no row of run 1 lands in run 2.
+        let done = until(&app, &id, |s| s["state"] == "completed").await;
+        assert_eq!(done["run"], 2, "{done}");
+        let new_job = done["steps"][0]["jobs"][0]["id"].as_str().unwrap();
+        assert_ne!(new_job, old_job);
+        let rows = done["timeline"].as_array().unwrap();
+        let run2: Vec<&str> = rows
+            .iter()
+            .filter(|r| r["run"] == 2)
+            .map(|r| r["status"].as_str().unwrap())
+            .collect();
+        assert_eq!(run2, ["processing", "completed"], "{done:#}");
+    }
+);
+
+#[tokio::test]
+async fn every_change_of_a_session_is_a_session_updated_event_ending_with_its_end() {
+    let app = slow_app(TestDb::sqlite()).await;
+    let mut live = app.state.events.subscribe(None).live;
+    let (_, started) = app
+        .post_json("/api/sessions", Some(json!({ "workflow": "slowflow" })))
+        .await;
+    let id = started["session_id"].as_str().unwrap().to_string();
+    let mut states = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while states.last().map(String::as_str) != Some("completed") {
+        let event = tokio::time::timeout_at(deadline, live.recv())
+            .await
+            .expect("the session ends within 20 s")
+            .unwrap();
+        if let baton::model::EventKind::SessionUpdated(update) = &event.kind {
+            if update.session_id == id {
+                states.push(update.state.as_str().to_string());
+            }
+        }
+    }
+    assert_eq!(states, ["running", "completed"]);
+    // A read after the event sees what it said.
+    let session = app.get_json(&format!("/api/sessions/{id}")).await;
+    assert_eq!(session["state"], "completed");
+    assert!(!session["finished_at"].is_null());
+}

@@ -153,94 +153,138 @@ async fn new_session(store: &baton::server::store::Store) -> Uuid {
 }
 
 both_backends!(a_session_snapshot_is_read_at_one_moment, |db| {
-    use baton::{model::StepStatus, server::store::NewStatus};
+    use baton::{
+        model::{SessionState, StepStatus},
+        server::store::SessionOp,
+    };
     let store = db.store().await;
     let id = new_session(&store).await;
-    // As the workflows do, the writer first says where the session is (here: "i" in its
-    // warnings), then writes that step's status row.
+    // As the workflows do, each change says where the session is (here: "i" in its warnings)
+    // and writes that step's status row, in one transaction.
     let writer = {
         let store = store.clone();
         tokio::spawn(async move {
             for i in 1..=150u32 {
-                store
-                    .set_session_state(id, "running", None, &[i.to_string()])
-                    .await
-                    .unwrap();
-                store
-                    .append_status(&NewStatus {
-                        session_id: id,
+                let ops = [
+                    SessionOp::State {
+                        from: SessionState::Running,
+                        to: SessionState::Running,
+                        warnings: vec![i.to_string()],
+                        finished_at: None,
+                    },
+                    SessionOp::Status {
                         step: i,
-                        name: "s",
+                        name: "s".into(),
                         status: StepStatus::Processing,
                         message: None,
-                        details: &serde_json::json!({}),
-                    })
-                    .await
-                    .unwrap();
+                        details: serde_json::json!({}),
+                    },
+                ];
+                store.apply_session_ops(id, 1, &ops).await.unwrap().unwrap();
             }
         })
     };
-    // Read while it writes: a snapshot never holds rows newer than the session it read.
+    // Read while it writes: a snapshot never holds rows newer or older than the session it read.
     let mut reads = 0;
     while !writer.is_finished() {
-        let snap = store.session_snapshot(id).await.unwrap().unwrap();
+        let snap = store
+            .session_snapshot(id, 1000, None)
+            .await
+            .unwrap()
+            .unwrap();
         let said: u32 = serde_json::from_str::<Vec<String>>(&snap.session.warnings)
             .unwrap()
             .first()
             .map_or(0, |w| w.parse().unwrap());
         let written = snap.status.timeline.last().map_or(0, |r| r.step);
-        assert!(
-            said == written || said == written + 1,
+        assert_eq!(
+            said, written,
             "the session says {said} but its rows go up to {written}"
         );
         reads += 1;
     }
     writer.await.unwrap();
     assert!(reads > 0);
+    // The timeline comes in pages, newest first, each oldest first.
+    let page = store.session_snapshot(id, 40, None).await.unwrap().unwrap();
+    assert_eq!(page.status.timeline.len(), 40);
+    assert_eq!(page.status.timeline.last().unwrap().step, 150);
+    assert_eq!(page.status.timeline.first().unwrap().step, 111);
+    let before = page.timeline_before.expect("older rows");
+    let older = store
+        .session_snapshot(id, 200, Some(before))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(older.status.timeline.len(), 110);
+    assert_eq!(older.status.timeline.last().unwrap().step, 110);
+    assert!(older.timeline_before.is_none());
     // An unknown session has no snapshot.
     assert!(store
-        .session_snapshot(Uuid::now_v7())
+        .session_snapshot(Uuid::now_v7(), 10, None)
         .await
         .unwrap()
         .is_none());
 });
 
 both_backends!(a_gate_opens_all_at_once_or_not_at_all, |db| {
-    use baton::{model::StepStatus, server::store::NewStatus};
+    use baton::{
+        model::{SessionState, StepStatus},
+        server::store::SessionOp,
+    };
     let store = db.store().await;
     let id = new_session(&store).await;
-    let details = serde_json::json!({ "action": "Export Orders" });
-    let status = |session_id| NewStatus {
-        session_id,
-        step: 2,
-        name: "Export orders",
-        status: StepStatus::Waiting,
-        message: Some("12 orders ready to export"),
-        details: &details,
-    };
+    let gate = [
+        SessionOp::State {
+            from: SessionState::Running,
+            to: SessionState::Waiting,
+            warnings: vec![],
+            finished_at: None,
+        },
+        SessionOp::Enter {
+            step: 2,
+            action: Some("Export Orders".into()),
+        },
+        SessionOp::Status {
+            step: 2,
+            name: "Export orders".into(),
+            status: StepStatus::Waiting,
+            message: Some("12 orders ready to export".into()),
+            details: serde_json::json!({ "action": "Export Orders" }),
+        },
+    ];
     // An unknown session, or a run the session has left (it was cleared): nothing is written.
     assert!(store
-        .open_gate(&status(Uuid::now_v7()), 1, "Export Orders")
+        .apply_session_ops(Uuid::now_v7(), 1, &gate)
         .await
         .unwrap()
         .is_none());
     assert!(store
-        .open_gate(&status(id), 2, "Export Orders")
+        .apply_session_ops(id, 2, &gate)
         .await
         .unwrap()
         .is_none());
-    let snap = store.session_snapshot(id).await.unwrap().unwrap();
+    let snap = store
+        .session_snapshot(id, 100, None)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(snap.session.state, "running");
     assert!(snap.status.timeline.is_empty() && snap.steps.is_empty());
 
     // The session waits, the row is there and the step offers its button.
-    let row = store
-        .open_gate(&status(id), 1, "Export Orders")
+    let applied = store
+        .apply_session_ops(id, 1, &gate)
         .await
         .unwrap()
         .unwrap();
+    let row = applied.rows[0].clone();
     assert_eq!((row.step, row.status), (2, StepStatus::Waiting));
-    let snap = store.session_snapshot(id).await.unwrap().unwrap();
+    let snap = store
+        .session_snapshot(id, 100, None)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(snap.session.state, "waiting");
     assert_eq!(snap.status.steps, [row]);
     assert_eq!(snap.steps.len(), 1);
@@ -252,4 +296,76 @@ both_backends!(a_gate_opens_all_at_once_or_not_at_all, |db| {
         ),
         (2, "waiting", Some("Export Orders"))
     );
+    // Twice is refused: the session no longer runs.
+    assert!(store
+        .apply_session_ops(id, 1, &gate)
+        .await
+        .unwrap()
+        .is_none());
 });
+
+both_backends!(
+    sessions_that_ended_and_old_runs_rows_are_pruned_beyond_what_is_kept,
+    |db| {
+        use baton::{
+            model::{SessionState, StepStatus},
+            server::store::SessionOp,
+        };
+        let store = db.store().await;
+        let row = |step| SessionOp::Status {
+            step,
+            name: "s".into(),
+            status: StepStatus::Processing,
+            message: None,
+            details: serde_json::json!({}),
+        };
+        let mut ended = Vec::new();
+        for _ in 0..5 {
+            let id = new_session(&store).await;
+            let end = [SessionOp::State {
+                from: SessionState::Running,
+                to: SessionState::Completed,
+                warnings: vec![],
+                finished_at: Some(Utc::now()),
+            }];
+            store.apply_session_ops(id, 1, &end).await.unwrap().unwrap();
+            ended.push(id);
+        }
+        // One still open, started over twice, with rows in each of its three runs.
+        let open = new_session(&store).await;
+        store
+            .apply_session_ops(open, 1, &[row(1)])
+            .await
+            .unwrap()
+            .unwrap();
+        for run in 1..=2 {
+            let again = [
+                SessionOp::Restart {
+                    from: SessionState::Running,
+                },
+                row(1),
+            ];
+            store
+                .apply_session_ops(open, run, &again)
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        assert_eq!(store.prune_sessions(2, 1).await.unwrap(), 3);
+        for (i, id) in ended.iter().enumerate() {
+            assert_eq!(
+                store.session(*id).await.unwrap().is_some(),
+                i >= 3,
+                "the newest two that ended stay"
+            );
+        }
+        let snap = store
+            .session_snapshot(open, 100, None)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(snap.session.run, 3, "open sessions stay");
+        let runs: Vec<u32> = snap.status.timeline.iter().map(|r| r.run).collect();
+        assert_eq!(runs, [3], "only the newest run's rows stay");
+    }
+);

@@ -110,7 +110,6 @@ fn setup(store: Store) -> Setup {
     let workflows = Workflows::new(
         store.clone(),
         engine,
-        status.clone(),
         events,
         [
             WorkflowDef {
@@ -349,8 +348,16 @@ both_backends!(
             })
             .await
             .unwrap();
-        s.store.enter_step(id, 1, 1).await.unwrap();
-        s.workflows.reconcile().await.unwrap();
+        let enter = [baton::server::store::SessionOp::Enter {
+            step: 1,
+            action: None,
+        }];
+        s.store
+            .apply_session_ops(id, 1, &enter)
+            .await
+            .unwrap()
+            .unwrap();
+        s.workflows.run_once().await.unwrap();
         state_becomes(&s.store, id, "failed").await;
         let session = s.store.session(id).await.unwrap().unwrap();
         assert!(session.finished_at.is_some());

@@ -42,6 +42,7 @@ pub const KEYS: &[&str] = &[
     "lease_renew",
     "poll_interval",
     "retention_interval",
+    "session_keep",
     "cancel_grace",
     "demo",
     "demo_erp_addr",
@@ -96,9 +97,12 @@ pub struct Config {
     /// How often the queue is checked for jobs requested through other processes or due retries.
     #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
-    /// How often finished jobs beyond each type's `keep` are pruned.
+    /// How often finished jobs beyond each type's `keep` (and sessions beyond `session_keep`)
+    /// are pruned.
     #[serde(with = "humantime_serde")]
     pub retention_interval: Duration,
+    /// Workflow sessions that ended kept per workflow, with their timelines.
+    pub session_keep: u32,
     /// How long a task that ignores a cancel is given before it is dropped.
     #[serde(with = "humantime_serde")]
     pub cancel_grace: Duration,
@@ -163,6 +167,7 @@ impl Default for Config {
             lease_renew: engine.lease_renew,
             poll_interval: engine.poll_interval,
             retention_interval: engine.retention_interval,
+            session_keep: 200,
             cancel_grace: engine.cancel_grace,
             sync_types: default_sync_types(),
             connections: BTreeMap::new(),
@@ -406,6 +411,7 @@ impl fmt::Debug for Config {
             .field("lease_renew", &self.lease_renew)
             .field("poll_interval", &self.poll_interval)
             .field("retention_interval", &self.retention_interval)
+            .field("session_keep", &self.session_keep)
             .field("cancel_grace", &self.cancel_grace)
             .field("sync_types", &self.sync_types.keys().collect::<Vec<_>>())
             .field("connections", &self.connections.keys().collect::<Vec<_>>())

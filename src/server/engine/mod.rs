@@ -388,6 +388,32 @@ impl Engine {
         Ok(job)
     }
 
+    /// A job of `sync_type` for `origin`, not yet queued (a workflow queues it in the same
+    /// transaction as its step's change); refused like a request for an unknown or disabled
+    /// type. Call [`Engine::notify_queued`] once it is stored.
+    pub fn new_job(&self, sync_type: &str, origin: &Origin) -> Result<NewJob, EngineError> {
+        let ty = self.sync_type(sync_type)?;
+        enabled(&ty)?;
+        Ok(NewJob {
+            sync_type: ty.name.clone(),
+            priority: ty.priority,
+            exclusive: ty.exclusive,
+            max_attempts: ty.retry.max_attempts,
+            run_at: Utc::now(),
+            source: origin.source,
+            triggered_by: origin.triggered_by.clone(),
+            session_id: origin.session_id,
+            retry_of: None,
+            input: None,
+        })
+    }
+
+    /// Jobs were queued without the engine (in a workflow's transaction): claim them now.
+    pub fn notify_queued(&self) {
+        self.inner.wake.notify_one();
+        self.inner.queue_changed.notify_one();
+    }
+
     /// Inserts a job of `ty` (with `dedupe`, returns the one already waiting instead) and wakes
     /// the dispatcher when the job is new.
     async fn queue_job(

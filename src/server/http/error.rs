@@ -28,6 +28,14 @@ pub enum ApiError {
     /// running one).
     #[error("{0}")]
     Conflict(String),
+    /// 409: the workflow has a session open already; the answer names it.
+    #[error("{message}")]
+    SessionOpen {
+        /// What is wrong.
+        message: String,
+        /// The open session.
+        session_id: String,
+    },
     /// 422: the request is well-formed but its content cannot be used (a missing field, a
     /// record without an id).
     #[error("{0}")]
@@ -58,6 +66,9 @@ pub struct ErrorBody {
     pub error: &'static str,
     /// A sentence a person can act on.
     pub message: String,
+    /// The session in the way, for `session_open`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
 }
 
 impl ApiError {
@@ -68,6 +79,7 @@ impl ApiError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::SessionOpen { .. } => (StatusCode::CONFLICT, "session_open"),
             ApiError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
             ApiError::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "timeout"),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
@@ -87,11 +99,16 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
+        let session_id = match &self {
+            ApiError::SessionOpen { session_id, .. } => Some(session_id.clone()),
+            _ => None,
+        };
         let mut response = (
             status,
             Json(ErrorBody {
                 error: code,
                 message,
+                session_id,
             }),
         )
             .into_response();
@@ -126,6 +143,12 @@ impl From<crate::server::workflows::WorkflowError> for ApiError {
                 ApiError::NotFound(err.to_string())
             }
             WorkflowError::Conflict(message) => ApiError::Conflict(message),
+            WorkflowError::StepGone { .. } => ApiError::Conflict(err.to_string()),
+            WorkflowError::AlreadyOpen { session, .. } => ApiError::SessionOpen {
+                message: err.to_string(),
+                session_id: session.to_string(),
+            },
+            WorkflowError::Status(StatusError::Busy(_)) => ApiError::Conflict(err.to_string()),
             WorkflowError::Engine(engine) => engine.into(),
             WorkflowError::Status(StatusError::Store(cause)) | WorkflowError::Store(cause) => {
                 ApiError::Internal(cause)

@@ -3,7 +3,7 @@
 
 use axum::{
     body::Bytes,
-    extract::{Path, State},
+    extract::{rejection::QueryRejection, Path, Query, State},
     http::{HeaderMap, StatusCode},
     response::IntoResponse,
     routing::{get, post},
@@ -14,10 +14,10 @@ use serde_json::json;
 
 use super::{
     error::ApiError,
-    extract::{json_body, session_id, step_number, triggered_by},
+    extract::{json_body, limit, session_id, step_number, triggered_by},
 };
 use crate::model::SessionView;
-use crate::server::{engine::Origin, state::AppState};
+use crate::server::{engine::Origin, state::AppState, workflows::view::TIMELINE_PAGE};
 
 /// The routes, merged into the application router.
 pub fn routes() -> Router<AppState> {
@@ -27,6 +27,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/sessions/{id}/steps/{step}/action", post(action))
         .route("/api/sessions/{id}/steps/{step}/retry", post(retry))
         .route("/api/sessions/{id}/clear", post(clear))
+        .route("/api/sessions/{id}/cancel", post(cancel))
         .route("/api/workflows", get(workflows))
         .route("/api/workflows/{id}/latest", get(latest))
 }
@@ -65,12 +66,41 @@ async fn start(
     Ok((StatusCode::ACCEPTED, Json(json!({ "session_id": id }))))
 }
 
-/// `GET /api/sessions/{id}` → the session with its steps and timeline.
+#[derive(Debug, Deserialize)]
+struct TimelineQuery {
+    timeline_limit: Option<String>,
+    timeline_before: Option<String>,
+}
+
+/// `GET /api/sessions/{id}?timeline_limit=&timeline_before=` → the session with its steps and
+/// the newest `timeline_limit` (1–1000, default 100) rows of its timeline before
+/// `timeline_before`; the answer's `timeline_before` asks for the page before.
 async fn view(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    query: Result<Query<TimelineQuery>, QueryRejection>,
 ) -> Result<Json<SessionView>, ApiError> {
-    Ok(Json(state.workflows.view(session_id(&id)?).await?))
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let limit = limit(query.timeline_limit, TIMELINE_PAGE, 1000)?;
+    let before = match query
+        .timeline_before
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        None => None,
+        Some(raw) => Some(raw.parse::<i64>().map_err(|_| {
+            ApiError::BadRequest(format!(
+                "`timeline_before` must be the `timeline_before` of a previous answer; got `{raw}`"
+            ))
+        })?),
+    };
+    Ok(Json(
+        state
+            .workflows
+            .view_page(session_id(&id)?, limit, before)
+            .await?,
+    ))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -110,6 +140,16 @@ async fn clear(
 ) -> Result<Json<SessionView>, ApiError> {
     let id = session_id(&id)?;
     state.workflows.clear(id).await?;
+    Ok(Json(state.workflows.view(id).await?))
+}
+
+/// `POST /api/sessions/{id}/cancel` → the session, cancelled with its jobs; 409 once it ended.
+async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<SessionView>, ApiError> {
+    let id = session_id(&id)?;
+    state.workflows.cancel(id).await?;
     Ok(Json(state.workflows.view(id).await?))
 }
 

@@ -25,6 +25,7 @@
 //! ```
 
 pub mod retry;
+pub mod session;
 
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;

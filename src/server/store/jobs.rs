@@ -178,6 +178,16 @@ impl JobRow {
     }
 }
 
+/// The insert of one pending job (`$1` id … `$12` created_at), returning its row.
+pub(super) fn insert_job_sql() -> String {
+    format!(
+        "insert into jobs (id, sync_type, priority, exclusive, state, max_attempts, run_at, \
+         source, triggered_by, session_id, retry_of, dedupe_key, created_at) \
+         values ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9, $10, $11, $12) \
+         returning {JOB_COLUMNS}"
+    )
+}
+
 impl Store {
     /// Inserts a job. With `dedupe`, a job of the same type that is already pending is returned
     /// instead (and `true`): the unique index on `dedupe_key` makes this hold under races too.
@@ -192,12 +202,7 @@ impl Store {
                     return Ok((existing, true));
                 }
             }
-            let sql = format!(
-                "insert into jobs (id, sync_type, priority, exclusive, state, max_attempts, run_at, \
-                 source, triggered_by, session_id, retry_of, dedupe_key, created_at) \
-                 values ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9, $10, $11, $12) \
-                 returning {JOB_COLUMNS}"
-            );
+            let sql = insert_job_sql();
             let id = Uuid::now_v7();
             let now = Utc::now();
             let result: Result<JobRow, sqlx::Error> = on_pool!(self, pool => {

@@ -40,7 +40,9 @@ mod records;
 mod sessions;
 mod target;
 
-pub use sessions::{NewSession, NewStatus, SessionRow, SessionSnapshot, StepRow};
+pub use sessions::{
+    AppliedOps, NewSession, NewStatus, SessionOp, SessionRow, SessionSnapshot, StepRow,
+};
 
 pub use entities::{changed_fields, ExportRecord, ExportSelection, PulledRecord, Writer};
 

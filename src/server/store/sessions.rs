@@ -3,9 +3,10 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::NewJob;
 use super::{Store, StoreError};
 use crate::{
-    model::{JobSource, SessionStatus, StatusRow, StepStatus},
+    model::{JobSource, SessionState, SessionStatus, SessionUpdate, StatusRow, StepStatus},
     on_pool,
 };
 
@@ -85,6 +86,17 @@ fn session_status(id: Uuid, run: i64, rows: Vec<StatusTuple>) -> SessionStatus {
 
 const STATUS_SQL: &str = "select id, run, step, name, status, message, details, at \
                           from step_status where session_id = $1 order by id";
+/// The newest rows of a session before a row id (`$2`), at most `$3`, newest first.
+const TIMELINE_SQL: &str = "select id, run, step, name, status, message, details, at \
+                            from step_status where session_id = $1 and id < $2 \
+                            order by id desc limit $3";
+/// Each step's latest row in a run (`$2`).
+const LATEST_SQL: &str = "select id, run, step, name, status, message, details, at \
+                          from step_status s where session_id = $1 and run = $2 \
+                          and id = (select max(id) from step_status t \
+                                    where t.session_id = s.session_id and t.run = s.run \
+                                    and t.step = s.step) \
+                          order by step";
 const STEPS_SQL: &str = "select step, state, action, acted_by, acted_at, started_at \
                          from session_steps where session_id = $1 and run = $2 order by step";
 
@@ -112,8 +124,11 @@ fn step_jobs_sql() -> &'static str {
 pub struct SessionSnapshot {
     /// The session.
     pub session: SessionRow,
-    /// Its status rows.
+    /// Each step's latest row of the current run, and a page of the timeline (the newest rows
+    /// before the cursor, oldest first).
     pub status: SessionStatus,
+    /// The id to ask for the rows before this page, if there are any.
+    pub timeline_before: Option<i64>,
     /// The steps its current run entered.
     pub steps: Vec<StepRow>,
     /// The jobs each entered step started, oldest first, by step number.
@@ -121,11 +136,19 @@ pub struct SessionSnapshot {
 }
 
 impl Store {
-    /// The session, its status rows, its current run's steps and their jobs, read in one read
+    /// The session, its steps' latest rows, a page of its timeline (at most `limit` rows before
+    /// the row `before`, if given), its current run's steps and their jobs, read in one read
     /// transaction (a snapshot: SQLite in WAL mode, repeatable read on Postgres); `None` for an
     /// unknown session.
-    pub async fn session_snapshot(&self, id: Uuid) -> Result<Option<SessionSnapshot>, StoreError> {
+    pub async fn session_snapshot(
+        &self,
+        id: Uuid,
+        limit: u32,
+        before: Option<i64>,
+    ) -> Result<Option<SessionSnapshot>, StoreError> {
         let session_sql = format!("select {SESSION_COLUMNS} from sessions where id = $1");
+        let before = before.unwrap_or(i64::MAX);
+        let limit = i64::from(limit.max(1));
         // One body for both databases; `$tx` is an open transaction.
         macro_rules! read_all {
             ($tx:ident) => {{
@@ -136,10 +159,21 @@ impl Store {
                 match session {
                     None => None,
                     Some(session) => {
-                        let rows: Vec<StatusTuple> = sqlx::query_as(STATUS_SQL)
+                        let latest: Vec<StatusTuple> = sqlx::query_as(LATEST_SQL)
                             .bind(id)
+                            .bind(session.run)
                             .fetch_all(&mut *$tx)
                             .await?;
+                        // One more than asked for says whether there are older rows.
+                        let mut page: Vec<StatusTuple> = sqlx::query_as(TIMELINE_SQL)
+                            .bind(id)
+                            .bind(before)
+                            .bind(limit + 1)
+                            .fetch_all(&mut *$tx)
+                            .await?;
+                        let more = page.len() as i64 > limit;
+                        page.truncate(limit as usize);
+                        page.reverse();
                         let steps: Vec<StepRow> = sqlx::query_as(STEPS_SQL)
                             .bind(id)
                             .bind(session.run)
@@ -155,7 +189,7 @@ impl Store {
                                 .await?;
                             jobs.insert(step.step, found);
                         }
-                        Some((session, rows, steps, jobs))
+                        Some((session, latest, page, more, steps, jobs))
                     }
                 }
             }};
@@ -178,11 +212,20 @@ impl Store {
                 found
             }
         };
-        Ok(found.map(|(session, rows, steps, jobs)| SessionSnapshot {
-            status: session_status(id, session.run, rows),
-            session,
-            steps,
-            jobs,
+        Ok(found.map(|(session, latest, page, more, steps, jobs)| {
+            let timeline: Vec<StatusRow> = page.into_iter().map(|r| status_row(id, r)).collect();
+            SessionSnapshot {
+                timeline_before: more.then(|| timeline.first().map(|r| r.id)).flatten(),
+                status: SessionStatus {
+                    session_id: id.to_string(),
+                    run: session.run.clamp(0, i64::from(u32::MAX)) as u32,
+                    steps: latest.into_iter().map(|r| status_row(id, r)).collect(),
+                    timeline,
+                },
+                session,
+                steps,
+                jobs,
+            }
         }))
     }
 
@@ -244,17 +287,6 @@ impl Store {
         };
         Ok(Some(session_status(id, run.unwrap_or(1), rows)))
     }
-
-    /// Starts the session's next run (its earlier rows stay as history); the new run number, or
-    /// `None` for an unknown session.
-    pub async fn clear_session(&self, id: Uuid) -> Result<Option<u32>, StoreError> {
-        let sql = "update sessions set run = run + 1, state = 'running', warnings = '[]', \
-                   finished_at = null where id = $1 returning run";
-        let run: Option<i64> = on_pool!(self, pool => {
-            sqlx::query_scalar(sql).bind(id).fetch_optional(pool).await?
-        });
-        Ok(run.map(|r| r.clamp(0, i64::from(u32::MAX)) as u32))
-    }
 }
 
 /// A session as stored.
@@ -300,7 +332,299 @@ pub struct StepRow {
 const SESSION_COLUMNS: &str =
     "id, workflow, state, source, triggered_by, run, warnings, started_at, finished_at";
 
+impl SessionRow {
+    /// Its state (the check constraint admits nothing else).
+    pub fn session_state(&self) -> SessionState {
+        SessionState::parse(&self.state).unwrap_or(SessionState::Failed)
+    }
+
+    /// Its current run.
+    pub fn run(&self) -> u32 {
+        self.run.clamp(0, i64::from(u32::MAX)) as u32
+    }
+
+    /// Its warnings.
+    pub fn warnings(&self) -> Vec<String> {
+        serde_json::from_str(&self.warnings).unwrap_or_default()
+    }
+
+    /// As `session-updated` events carry it.
+    pub fn update(&self) -> SessionUpdate {
+        SessionUpdate {
+            session_id: self.id.to_string(),
+            workflow: self.workflow.clone(),
+            run: self.run(),
+            state: self.session_state(),
+            warnings: self.warnings(),
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+        }
+    }
+}
+
+/// One write of a session change, in order; [`Store::apply_session_ops`] makes a list of them
+/// one transaction, so a session never stops half way between two of them (a step completed but
+/// the next not entered, jobs queued but not linked to their step).
+#[derive(Clone, Debug)]
+pub enum SessionOp {
+    /// Create the session (run 1, running).
+    Create(NewSession),
+    /// A new run (run + 1, warnings cleared, no end), from `from`; the ops after it speak of it.
+    Restart {
+        /// The state the session must be in.
+        from: SessionState,
+    },
+    /// The session moves from `from` to `to` in its run (compare-and-set on both), with these
+    /// warnings and end. With `from == to` it checks the run and state and sets the warnings.
+    State {
+        /// The state it must be in.
+        from: SessionState,
+        /// The state it takes.
+        to: SessionState,
+        /// Its warnings after the move.
+        warnings: Vec<String>,
+        /// Its end, for a final state.
+        finished_at: Option<DateTime<Utc>>,
+    },
+    /// Step `step` moves from `from` to `to` (compare-and-set), noting who pressed its gate.
+    MoveStep {
+        /// The step.
+        step: u32,
+        /// The state it must be in.
+        from: StepStatus,
+        /// The state it takes.
+        to: StepStatus,
+        /// Who pressed its gate's button.
+        acted_by: Option<String>,
+    },
+    /// Step `step` is entered: processing from now, or waiting at its gate with `action`.
+    Enter {
+        /// The step.
+        step: u32,
+        /// The gate's button label, if it waits for a person.
+        action: Option<String>,
+    },
+    /// A status row of the run.
+    Status {
+        /// The step.
+        step: u32,
+        /// Its name.
+        name: String,
+        /// What it says.
+        status: StepStatus,
+        /// In words.
+        message: Option<String>,
+        /// Anything else to show.
+        details: serde_json::Value,
+    },
+    /// A job queued and linked to step `step` of the run.
+    Queue {
+        /// The step.
+        step: u32,
+        /// The job.
+        job: NewJob,
+    },
+}
+
+/// What a session change wrote: the session as it is now, its new status rows, its new jobs.
+#[derive(Clone, Debug)]
+pub struct AppliedOps {
+    /// The session after the change.
+    pub session: SessionRow,
+    /// The rows appended, in order.
+    pub rows: Vec<StatusRow>,
+    /// The jobs queued.
+    pub jobs: Vec<super::JobRow>,
+}
+
 impl Store {
+    /// Applies `ops` to run `run` of session `id` in one transaction. `None` (nothing written)
+    /// when a compare-and-set finds the session, its run or a step elsewhere than the change
+    /// expects: someone else moved it first, or the run is no longer current.
+    pub async fn apply_session_ops(
+        &self,
+        id: Uuid,
+        run: u32,
+        ops: &[SessionOp],
+    ) -> Result<Option<AppliedOps>, StoreError> {
+        let now = Utc::now();
+        let job_sql = super::jobs::insert_job_sql();
+        let session_sql = format!("select {SESSION_COLUMNS} from sessions where id = $1");
+        // One body for both databases; `$tx` is an open transaction. Ends the transaction
+        // uncommitted (rolled back when dropped) at the first compare-and-set that misses.
+        macro_rules! apply_all {
+            ($tx:ident) => {{
+                let mut run = i64::from(run);
+                let mut rows = Vec::new();
+                let mut jobs = Vec::new();
+                let mut held = true;
+                for op in ops {
+                    let changed = match op {
+                        SessionOp::Create(new) => sqlx::query(
+                            "insert into sessions (id, workflow, state, source, triggered_by, run, \
+                             warnings, started_at) values ($1, $2, 'running', $3, $4, 1, '[]', $5)",
+                        )
+                        .bind(new.id)
+                        .bind(&new.workflow)
+                        .bind(new.source.as_str())
+                        .bind(&new.triggered_by)
+                        .bind(new.started_at)
+                        .execute(&mut *$tx)
+                        .await?
+                        .rows_affected(),
+                        SessionOp::Restart { from } => {
+                            let next: Option<i64> = sqlx::query_scalar(
+                                "update sessions set run = run + 1, state = 'running', \
+                                 warnings = '[]', finished_at = null, started_at = $1 \
+                                 where id = $2 and run = $3 and state = $4 returning run",
+                            )
+                            .bind(now)
+                            .bind(id)
+                            .bind(run)
+                            .bind(from.as_str())
+                            .fetch_optional(&mut *$tx)
+                            .await?;
+                            match next {
+                                Some(next) => {
+                                    run = next;
+                                    1
+                                }
+                                None => 0,
+                            }
+                        }
+                        SessionOp::State {
+                            from,
+                            to,
+                            warnings,
+                            finished_at,
+                        } => sqlx::query(
+                            "update sessions set state = $1, warnings = $2, finished_at = $3 \
+                             where id = $4 and run = $5 and state = $6",
+                        )
+                        .bind(to.as_str())
+                        .bind(serde_json::to_string(warnings).unwrap_or_else(|_| "[]".into()))
+                        .bind(finished_at)
+                        .bind(id)
+                        .bind(run)
+                        .bind(from.as_str())
+                        .execute(&mut *$tx)
+                        .await?
+                        .rows_affected(),
+                        SessionOp::MoveStep { step, from, to, acted_by } => sqlx::query(
+                            "update session_steps set state = $1, \
+                             acted_by = coalesce($2, acted_by), \
+                             acted_at = case when $2 is null then acted_at else $3 end, \
+                             started_at = case when $1 = 'processing' then $3 else started_at end \
+                             where session_id = $4 and run = $5 and step = $6 and state = $7",
+                        )
+                        .bind(to.as_str())
+                        .bind(acted_by)
+                        .bind(now)
+                        .bind(id)
+                        .bind(run)
+                        .bind(i64::from(*step))
+                        .bind(from.as_str())
+                        .execute(&mut *$tx)
+                        .await?
+                        .rows_affected(),
+                        SessionOp::Enter { step, action } => sqlx::query(
+                            "insert into session_steps (session_id, run, step, state, action, started_at) \
+                             values ($1, $2, $3, $4, $5, $6) on conflict (session_id, run, step) do update \
+                             set state = excluded.state, action = excluded.action, \
+                             started_at = excluded.started_at",
+                        )
+                        .bind(id)
+                        .bind(run)
+                        .bind(i64::from(*step))
+                        .bind(if action.is_some() { "waiting" } else { "processing" })
+                        .bind(action)
+                        .bind(action.is_none().then_some(now))
+                        .execute(&mut *$tx)
+                        .await?
+                        .rows_affected(),
+                        SessionOp::Status {
+                            step,
+                            name,
+                            status,
+                            message,
+                            details,
+                        } => {
+                            let row: StatusTuple = sqlx::query_as(
+                                "insert into step_status (session_id, run, step, name, status, message, details, at) \
+                                 values ($1, $2, $3, $4, $5, $6, $7, $8) \
+                                 returning id, run, step, name, status, message, details, at",
+                            )
+                            .bind(id)
+                            .bind(run)
+                            .bind(i64::from(*step))
+                            .bind(name)
+                            .bind(status.as_str())
+                            .bind(message)
+                            .bind(details.to_string())
+                            .bind(now)
+                            .fetch_one(&mut *$tx)
+                            .await?;
+                            rows.push(status_row(id, row));
+                            1
+                        }
+                        SessionOp::Queue { step, job } => {
+                            let job_id = Uuid::now_v7();
+                            let row: super::JobRow = sqlx::query_as(&job_sql)
+                                .bind(job_id)
+                                .bind(&job.sync_type)
+                                .bind(job.priority)
+                                .bind(job.exclusive)
+                                .bind(i64::from(job.max_attempts.max(1)))
+                                .bind(job.run_at)
+                                .bind(job.source.as_str())
+                                .bind(&job.triggered_by)
+                                .bind(Some(id))
+                                .bind(job.retry_of)
+                                .bind(None::<String>)
+                                .bind(now)
+                                .fetch_one(&mut *$tx)
+                                .await?;
+                            sqlx::query(
+                                "insert into session_jobs (session_id, run, step, job_id) \
+                                 values ($1, $2, $3, $4)",
+                            )
+                            .bind(id)
+                            .bind(run)
+                            .bind(i64::from(*step))
+                            .bind(job_id)
+                            .execute(&mut *$tx)
+                            .await?;
+                            jobs.push(row);
+                            1
+                        }
+                    };
+                    if changed == 0 {
+                        held = false;
+                        break;
+                    }
+                }
+                if held {
+                    let session: SessionRow = sqlx::query_as(&session_sql)
+                        .bind(id)
+                        .fetch_one(&mut *$tx)
+                        .await?;
+                    Some(AppliedOps { session, rows, jobs })
+                } else {
+                    None
+                }
+            }};
+        }
+        let applied = on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let applied = apply_all!(tx);
+            if applied.is_some() {
+                tx.commit().await?;
+            }
+            applied
+        });
+        Ok(applied)
+    }
+
     /// One session.
     pub async fn session(&self, id: Uuid) -> Result<Option<SessionRow>, StoreError> {
         let sql = format!("select {SESSION_COLUMNS} from sessions where id = $1");
@@ -319,6 +643,38 @@ impl Store {
         }))
     }
 
+    /// The session of `workflow` that is open (running or waiting), if one is.
+    pub async fn open_session_of(&self, workflow: &str) -> Result<Option<SessionRow>, StoreError> {
+        let sql = format!(
+            "select {SESSION_COLUMNS} from sessions where workflow = $1 \
+             and state in ('running', 'waiting') limit 1"
+        );
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as(&sql).bind(workflow).fetch_optional(pool).await?
+        }))
+    }
+
+    /// Deletes the sessions that ended beyond the newest `keep` of each workflow (their steps,
+    /// rows and job links go with them), and the status rows of runs older than a session's
+    /// newest `runs`; returns how many sessions went.
+    pub async fn prune_sessions(&self, keep: u32, runs: u32) -> Result<u64, StoreError> {
+        let sessions = "delete from sessions where state not in ('running', 'waiting') \
+                        and id not in (select id from (select id, row_number() over \
+                        (partition by workflow order by id desc) as n from sessions \
+                        where state not in ('running', 'waiting')) ranked where n <= $1)";
+        let rows = "delete from step_status where run <= \
+                    (select s.run from sessions s where s.id = step_status.session_id) - $1";
+        Ok(on_pool!(self, pool => {
+            let gone = sqlx::query(sessions)
+                .bind(i64::from(keep))
+                .execute(pool)
+                .await?
+                .rows_affected();
+            sqlx::query(rows).bind(i64::from(runs.max(1))).execute(pool).await?;
+            gone
+        }))
+    }
+
     /// Sessions whose run is not over (running or waiting), oldest first.
     pub async fn open_sessions(&self) -> Result<Vec<SessionRow>, StoreError> {
         let sql = format!(
@@ -328,164 +684,11 @@ impl Store {
         Ok(on_pool!(read self, pool => sqlx::query_as(&sql).fetch_all(pool).await?))
     }
 
-    /// Sets a session's state (and its end, when the state is final) and warnings.
-    pub async fn set_session_state(
-        &self,
-        id: Uuid,
-        state: &str,
-        finished_at: Option<DateTime<Utc>>,
-        warnings: &[String],
-    ) -> Result<(), StoreError> {
-        let sql = "update sessions set state = $1, finished_at = $2, warnings = $3 where id = $4";
-        let warnings = serde_json::to_string(warnings).unwrap_or_else(|_| "[]".into());
-        on_pool!(self, pool => {
-            sqlx::query(sql)
-                .bind(state)
-                .bind(finished_at)
-                .bind(warnings)
-                .bind(id)
-                .execute(pool)
-                .await?;
-        });
-        Ok(())
-    }
-
-    /// Records that a run's `step` began processing (now); a gate is entered by
-    /// [`Store::open_gate`].
-    pub async fn enter_step(&self, id: Uuid, run: u32, step: u32) -> Result<(), StoreError> {
-        let sql = "insert into session_steps (session_id, run, step, state, action, started_at) \
-                   values ($1, $2, $3, 'processing', null, $4) on conflict (session_id, run, step) do update \
-                   set state = excluded.state, action = excluded.action, started_at = excluded.started_at";
-        on_pool!(self, pool => {
-            sqlx::query(sql)
-                .bind(id)
-                .bind(i64::from(run))
-                .bind(i64::from(step))
-                .bind(Utc::now())
-                .execute(pool)
-                .await?;
-        });
-        Ok(())
-    }
-
-    /// Opens a gate in one transaction: the session waits, the step's "waiting" row is appended
-    /// and the step offers `action`, all at once, so a reader never sees the row without the
-    /// button and a press can only come after the row. `None` when there is no such session.
-    pub async fn open_gate(
-        &self,
-        status: &NewStatus<'_>,
-        run: u32,
-        action: &str,
-    ) -> Result<Option<StatusRow>, StoreError> {
-        let now = Utc::now();
-        let details = status.details.to_string();
-        let session_sql = "update sessions set state = 'waiting' where id = $1 and run = $2";
-        let row_sql =
-            "insert into step_status (session_id, run, step, name, status, message, details, at) \
-             values ($1, $2, $3, $4, 'waiting', $5, $6, $7) \
-             returning id, run, step, name, status, message, details, at";
-        let step_sql =
-            "insert into session_steps (session_id, run, step, state, action, started_at) \
-                        values ($1, $2, $3, 'waiting', $4, null) \
-                        on conflict (session_id, run, step) do update \
-                        set state = excluded.state, action = excluded.action, started_at = null";
-        let row: Option<StatusTuple> = on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let found = sqlx::query(session_sql)
-                .bind(status.session_id)
-                .bind(i64::from(run))
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if found == 0 {
-                None // no such session, or it moved on to another run
-            } else {
-                let row: StatusTuple = sqlx::query_as(row_sql)
-                    .bind(status.session_id)
-                    .bind(i64::from(run))
-                    .bind(i64::from(status.step))
-                    .bind(status.name)
-                    .bind(status.message)
-                    .bind(&details)
-                    .bind(now)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                sqlx::query(step_sql)
-                    .bind(status.session_id)
-                    .bind(i64::from(run))
-                    .bind(i64::from(status.step))
-                    .bind(action)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Some(row)
-            }
-        });
-        Ok(row.map(|row| status_row(status.session_id, row)))
-    }
-
-    /// Moves a step from `from` to `to`, compare-and-set; `true` when this call moved it. With
-    /// `acted_by`, records who pressed the gate.
-    pub async fn move_step(
-        &self,
-        id: Uuid,
-        run: u32,
-        step: u32,
-        from: StepStatus,
-        to: StepStatus,
-        acted_by: Option<&str>,
-    ) -> Result<bool, StoreError> {
-        let sql = "update session_steps set state = $1, \
-                   acted_by = coalesce($2, acted_by), \
-                   acted_at = case when $2 is null then acted_at else $3 end, \
-                   started_at = case when $1 = 'processing' then $3 else started_at end \
-                   where session_id = $4 and run = $5 and step = $6 and state = $7";
-        let moved = on_pool!(self, pool => {
-            sqlx::query(sql)
-                .bind(to.as_str())
-                .bind(acted_by)
-                .bind(Utc::now())
-                .bind(id)
-                .bind(i64::from(run))
-                .bind(i64::from(step))
-                .bind(from.as_str())
-                .execute(pool)
-                .await?
-                .rows_affected()
-        });
-        Ok(moved == 1)
-    }
-
     /// The steps a run has entered, in order.
     pub async fn session_steps(&self, id: Uuid, run: u32) -> Result<Vec<StepRow>, StoreError> {
         Ok(on_pool!(read self, pool => {
             sqlx::query_as(STEPS_SQL).bind(id).bind(i64::from(run)).fetch_all(pool).await?
         }))
-    }
-
-    /// Links jobs to a step of a run.
-    pub async fn add_session_jobs(
-        &self,
-        id: Uuid,
-        run: u32,
-        step: u32,
-        jobs: &[Uuid],
-    ) -> Result<(), StoreError> {
-        let sql =
-            "insert into session_jobs (session_id, run, step, job_id) values ($1, $2, $3, $4) \
-                   on conflict do nothing";
-        on_pool!(self, pool => {
-            for job in jobs {
-                sqlx::query(sql)
-                    .bind(id)
-                    .bind(i64::from(run))
-                    .bind(i64::from(step))
-                    .bind(*job)
-                    .execute(pool)
-                    .await?;
-            }
-        });
-        Ok(())
     }
 
     /// The jobs a step of a run started, oldest first.

@@ -3,15 +3,20 @@
 //! ended it writes the step completed (or failed) to the status table and enters the next step.
 //! A step may continue on failure, which makes the session complete with warnings.
 //!
+//! A session changes state only as `lifecycle::session` says, and every change is one
+//! transaction of [`SessionOp`]s (`Store::apply_session_ops`): completing a step and entering the
+//! next, queueing a step's jobs and linking them to it, opening a gate, starting over. Each is a
+//! compare-and-set on the session's state and run, so a change runs once, and nothing an old run
+//! does lands in a new one. Every change publishes `session-updated` and its status rows.
+//!
 //! Job ends arrive as events on the bus; a reconcile pass over open sessions (at start and every
-//! `poll_interval`) catches what a restart or a lagging subscriber missed. A step advances only
-//! by a compare-and-set on its row in `session_steps`, so it advances once.
+//! `poll_interval`) catches what a restart or a lagging subscriber missed.
 
 mod current;
 pub mod defs;
 mod settle;
 pub mod status;
-mod view;
+pub mod view;
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
@@ -23,14 +28,15 @@ use uuid::Uuid;
 use self::{
     current::{run_of, warnings_of},
     defs::{StepDef, WorkflowDef},
-    status::{StatusError, StatusService},
+    status::StatusError,
 };
 use super::{
     engine::{Engine, EngineError, Origin},
     events::EventBus,
-    store::{NewSession, SessionRow, Store, StoreError},
+    lifecycle::session::{apply, SessionEvent},
+    store::{AppliedOps, NewSession, SessionOp, SessionRow, Store, StoreError},
 };
-use crate::model::{EventKind, StepStatus};
+use crate::model::{EventKind, SessionCleared, SessionState, StepStatus};
 
 /// Why a workflow call did nothing.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +55,24 @@ pub enum WorkflowError {
     /// The session or step is not in a state that allows this.
     #[error("{0}")]
     Conflict(String),
+    /// The step is not (any more) in its workflow's definition.
+    #[error("workflow `{workflow}` has no step {step} (any more); it has {steps}")]
+    StepGone {
+        /// The workflow.
+        workflow: String,
+        /// The step asked for.
+        step: u32,
+        /// How many it has.
+        steps: usize,
+    },
+    /// The workflow has a session open already; a second would run beside it.
+    #[error("workflow `{workflow}` has a session open already ({session}); finish, cancel or start it over first")]
+    AlreadyOpen {
+        /// The workflow.
+        workflow: String,
+        /// Its open session.
+        session: Uuid,
+    },
     /// A job could not be queued.
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -66,10 +90,32 @@ pub struct Workflows {
     inner: Arc<Inner>,
 }
 
+/// How much session history is kept.
+#[derive(Clone, Copy, Debug)]
+pub struct Retention {
+    /// Sessions that ended, per workflow: the newest this many are kept with their timelines.
+    pub sessions: u32,
+    /// Runs of one session whose status rows are kept (a session started over many times
+    /// keeps only its newest runs' rows).
+    pub runs: u32,
+    /// How often history beyond that is deleted.
+    pub every: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            sessions: 200,
+            runs: 20,
+            every: Duration::from_secs(60),
+        }
+    }
+}
+
 struct Inner {
+    retention: Retention,
     store: Store,
     engine: Engine,
-    status: StatusService,
     events: EventBus,
     defs: BTreeMap<String, WorkflowDef>,
 }
@@ -79,19 +125,38 @@ impl Workflows {
     pub fn new(
         store: Store,
         engine: Engine,
-        status: StatusService,
         events: EventBus,
         defs: impl IntoIterator<Item = WorkflowDef>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
+                retention: Retention::default(),
                 store,
                 engine,
-                status,
                 events,
                 defs: defs.into_iter().map(|d| (d.id.clone(), d)).collect(),
             }),
         }
+    }
+
+    /// The same service, keeping `retention` of history.
+    pub fn with_retention(self, retention: Retention) -> Self {
+        let inner = Arc::try_unwrap(self.inner)
+            .unwrap_or_else(|_| panic!("with_retention is called before the service is shared"));
+        Self {
+            inner: Arc::new(Inner { retention, ..inner }),
+        }
+    }
+
+    /// Deletes history beyond what is kept: sessions that ended, beyond the newest per
+    /// workflow, and status rows of old runs; returns how many sessions went.
+    pub async fn prune(&self) -> Result<u64, WorkflowError> {
+        let retention = self.inner.retention;
+        Ok(self
+            .inner
+            .store
+            .prune_sessions(retention.sessions, retention.runs)
+            .await?)
     }
 
     /// The workflows, by id.
@@ -115,11 +180,10 @@ impl Workflows {
         (n as usize)
             .checked_sub(1)
             .and_then(|i| def.steps.get(i))
-            .ok_or_else(|| {
-                WorkflowError::Conflict(format!(
-                    "workflow `{workflow}` has no step {n} (any more); it has {}",
-                    def.steps.len()
-                ))
+            .ok_or_else(|| WorkflowError::StepGone {
+                workflow: workflow.to_string(),
+                step: n,
+                steps: def.steps.len(),
             })
     }
 
@@ -131,178 +195,409 @@ impl Workflows {
             .ok_or(WorkflowError::NotFound(id))
     }
 
-    /// Starts a session of `workflow`; returns its id. Its first step starts at once.
-    pub async fn start(&self, workflow: &str, request: &Origin) -> Result<Uuid, WorkflowError> {
-        self.def(workflow)?;
-        let id = Uuid::now_v7();
-        self.inner
-            .store
-            .insert_session(&NewSession {
-                id,
+    /// Starts a session of `workflow`; returns its id. Its first step starts at once. Refused
+    /// while the workflow has a session open (running or waiting).
+    pub async fn start(&self, workflow: &str, origin: &Origin) -> Result<Uuid, WorkflowError> {
+        let def = self.def(workflow)?;
+        if let Some(open) = self.inner.store.open_session_of(workflow).await? {
+            return Err(WorkflowError::AlreadyOpen {
                 workflow: workflow.to_string(),
-                source: request.source,
-                triggered_by: request.triggered_by.clone(),
-                started_at: Utc::now(),
-            })
+                session: open.id,
+            });
+        }
+        let id = Uuid::now_v7();
+        let mut ops = vec![SessionOp::Create(NewSession {
+            id,
+            workflow: workflow.to_string(),
+            source: origin.source,
+            triggered_by: origin.triggered_by.clone(),
+            started_at: Utc::now(),
+        })];
+        self.enter(def, 1, SessionState::Running, Vec::new(), origin, &mut ops)
             .await?;
-        let session = self.session(id).await?;
-        self.enter(&session, 1).await?;
-        Ok(id)
-    }
-
-    /// Enters step `n` of the session's run: waits at its gate, or starts its jobs; past the
-    /// last step, ends the session.
-    async fn enter(&self, session: &SessionRow, n: u32) -> Result<(), WorkflowError> {
-        let def = self.def(&session.workflow)?;
-        let run = run_of(session);
-        let Some(step) = def.steps.get(n as usize - 1) else {
-            let warnings = warnings_of(session);
-            let state = if warnings.is_empty() {
-                "completed"
-            } else {
-                "completed_with_warnings"
-            };
-            self.inner
-                .store
-                .set_session_state(session.id, state, Some(Utc::now()), &warnings)
-                .await?;
-            return Ok(());
-        };
-        if let Some(label) = &step.gate {
-            // What pressing it would do ("12 orders ready to export"), as the tasks see it.
-            let mut outlook = Vec::new();
-            for ty in self.inner.engine.types() {
-                if step.sync_types.contains(&ty.name) {
-                    outlook.extend(ty.task.outlook(&self.inner.store, &ty.name).await);
+        match self.inner.store.apply_session_ops(id, 1, &ops).await {
+            Ok(applied) => {
+                self.published(applied.as_ref());
+                Ok(id)
+            }
+            // Another start of this workflow got in first (the database admits one open).
+            Err(StoreError::Database(err)) if is_unique_violation(&err) => {
+                match self.inner.store.open_session_of(workflow).await? {
+                    Some(open) => Err(WorkflowError::AlreadyOpen {
+                        workflow: workflow.to_string(),
+                        session: open.id,
+                    }),
+                    None => Err(StoreError::Database(err).into()),
                 }
             }
-            let message = if outlook.is_empty() {
-                format!("waiting for {label}")
-            } else {
-                outlook.join("; ")
-            };
-            // The session waits, the row says so and the button is offered, all at once.
-            return match self
-                .inner
-                .status
-                .open_gate(session.id, run, n, &step.name, &message, label)
-                .await
-            {
-                // Cleared meanwhile: its new run goes on without this gate.
-                Ok(_) | Err(StatusError::NotFound(_)) => Ok(()),
-                Err(err) => Err(err.into()),
-            };
+            Err(err) => Err(err.into()),
         }
-        self.inner.store.enter_step(session.id, run, n).await?;
-        self.start_jobs(session, n).await
     }
 
-    /// Queues the step's jobs and says so; a step without jobs is done at once.
-    async fn start_jobs(&self, session: &SessionRow, n: u32) -> Result<(), WorkflowError> {
-        let step = self.step_def(&session.workflow, n)?;
-        let run = run_of(session);
-        self.inner
-            .store
-            .set_session_state(session.id, "running", None, &warnings_of(session))
-            .await?;
-        let request = Origin {
+    /// The ops that enter step `n` of `def` in a session that is `state` with `warnings`, and go
+    /// on through steps that end at once (no gate, no jobs): a gate opens and the session waits;
+    /// a step with jobs starts them; past the last step the session ends. The session's own move
+    /// comes first, so the transaction checks its run and state before anything else.
+    async fn enter(
+        &self,
+        def: &WorkflowDef,
+        mut n: u32,
+        state: SessionState,
+        warnings: Vec<String>,
+        origin: &Origin,
+        ops: &mut Vec<SessionOp>,
+    ) -> Result<(), WorkflowError> {
+        let mut after = Vec::new();
+        let event = loop {
+            let Some(step) = def.steps.get(n as usize - 1) else {
+                break SessionEvent::Finished {
+                    warnings: !warnings.is_empty(),
+                };
+            };
+            if let Some(label) = &step.gate {
+                let message = self.outlook(step, label).await;
+                after.push(SessionOp::Enter {
+                    step: n,
+                    action: Some(label.clone()),
+                });
+                after.push(SessionOp::Status {
+                    step: n,
+                    name: step.name.clone(),
+                    status: StepStatus::Waiting,
+                    message: Some(message),
+                    details: json!({ "action": label }),
+                });
+                break SessionEvent::GateOpened;
+            }
+            after.push(SessionOp::Enter {
+                step: n,
+                action: None,
+            });
+            if self.run_step(step, n, origin, &mut after)? {
+                break SessionEvent::StepStarted;
+            }
+            n += 1;
+        };
+        let to = apply(state, event).map_err(|e| WorkflowError::Conflict(e.to_string()))?;
+        let finished_at = matches!(event, SessionEvent::Finished { .. }).then(Utc::now);
+        ops.push(SessionOp::State {
+            from: state,
+            to,
+            warnings,
+            finished_at,
+        });
+        ops.extend(after);
+        Ok(())
+    }
+
+    /// The ops that run step `n` (entered, or pressed, or retried): its "processing" row and its
+    /// jobs, queued and linked; `true` when it has jobs to wait for, `false` when it ended at
+    /// once (completed, with its row).
+    fn run_step(
+        &self,
+        step: &StepDef,
+        n: u32,
+        origin: &Origin,
+        ops: &mut Vec<SessionOp>,
+    ) -> Result<bool, WorkflowError> {
+        ops.push(SessionOp::Status {
+            step: n,
+            name: step.name.clone(),
+            status: StepStatus::Processing,
+            message: Some(if step.sync_types.is_empty() {
+                "working".to_string()
+            } else {
+                format!("running {}", step.sync_types.join(", "))
+            }),
+            details: json!({ "sync_types": step.sync_types }),
+        });
+        for sync_type in &step.sync_types {
+            ops.push(SessionOp::Queue {
+                step: n,
+                job: self.inner.engine.new_job(sync_type, origin)?,
+            });
+        }
+        if !step.sync_types.is_empty() {
+            return Ok(true);
+        }
+        ops.push(SessionOp::MoveStep {
+            step: n,
+            from: StepStatus::Processing,
+            to: StepStatus::Completed,
+            acted_by: None,
+        });
+        ops.push(SessionOp::Status {
+            step: n,
+            name: step.name.clone(),
+            status: StepStatus::Completed,
+            message: Some("done".into()),
+            details: json!({ "counts": settle::zero_counts() }),
+        });
+        Ok(false)
+    }
+
+    /// What pressing a gate would do ("12 orders ready to export"), as the step's tasks see it.
+    async fn outlook(&self, step: &StepDef, label: &str) -> String {
+        let mut outlook = Vec::new();
+        for ty in self.inner.engine.types() {
+            if step.sync_types.contains(&ty.name) {
+                outlook.extend(ty.task.outlook(&self.inner.store, &ty.name).await);
+            }
+        }
+        if outlook.is_empty() {
+            format!("waiting for {label}")
+        } else {
+            outlook.join("; ")
+        }
+    }
+
+    /// The session as the origin of its jobs.
+    fn origin_of(session: &SessionRow) -> Origin {
+        Origin {
             source: crate::model::JobSource::parse(&session.source)
                 .unwrap_or(crate::model::JobSource::Manual),
             triggered_by: session.triggered_by.clone(),
             session_id: Some(session.id),
-        };
-        // Said before the jobs are queued: a fast job could otherwise end, and the step be
-        // settled, before its "processing" row was written.
-        self.inner
-            .status
-            .write_status(
-                session.id,
-                n,
-                &step.name,
-                StepStatus::Processing,
-                Some(&if step.sync_types.is_empty() {
-                    "working".to_string()
-                } else {
-                    format!("running {}", step.sync_types.join(", "))
-                }),
-                &json!({ "sync_types": step.sync_types }),
-            )
-            .await?;
-        let mut ids = Vec::new();
-        for sync_type in &step.sync_types {
-            let job = self
-                .inner
-                .engine
-                .enqueue(sync_type, None, request.clone())
-                .await?;
-            ids.push(job.id.parse::<Uuid>().expect("a job id is a UUID"));
         }
-        self.inner
+    }
+
+    /// Applies `ops` to the session's run, and publishes what they wrote; a conflict when the
+    /// session moved meanwhile.
+    async fn commit(
+        &self,
+        session: &SessionRow,
+        ops: &[SessionOp],
+        refusal: impl FnOnce() -> String,
+    ) -> Result<AppliedOps, WorkflowError> {
+        match self
+            .inner
             .store
-            .add_session_jobs(session.id, run, n, &ids)
-            .await?;
-        if ids.is_empty() {
-            self.settle(session.id, run, n).await?;
+            .apply_session_ops(session.id, run_of(session), ops)
+            .await
+        {
+            Ok(Some(applied)) => {
+                self.published(Some(&applied));
+                Ok(applied)
+            }
+            Ok(None) => Err(WorkflowError::Conflict(refusal())),
+            Err(StoreError::Database(err)) if is_unique_violation(&err) => {
+                Err(WorkflowError::AlreadyOpen {
+                    workflow: session.workflow.clone(),
+                    session: self
+                        .inner
+                        .store
+                        .open_session_of(&session.workflow)
+                        .await?
+                        .map(|s| s.id)
+                        .unwrap_or(session.id),
+                })
+            }
+            Err(err) => Err(err.into()),
         }
-        Ok(())
+    }
+
+    /// Tells everyone what a change wrote: its status rows, the session's new state, and the
+    /// queue that its jobs joined.
+    fn published(&self, applied: Option<&AppliedOps>) {
+        let Some(applied) = applied else {
+            return;
+        };
+        for row in &applied.rows {
+            self.inner
+                .events
+                .publish(EventKind::StepStatus(row.clone()));
+        }
+        self.inner
+            .events
+            .publish(EventKind::SessionUpdated(applied.session.update()));
+        if !applied.jobs.is_empty() {
+            self.inner.engine.notify_queued();
+        }
     }
 
     /// Presses the gate of step `n` (its button), as `who`; 409 unless the step waits at a gate.
     pub async fn action(&self, id: Uuid, n: u32, who: Option<&str>) -> Result<(), WorkflowError> {
         let session = self.session(id).await?;
-        let run = run_of(&session);
-        let steps = self.inner.store.session_steps(id, run).await?;
-        let waiting = steps
-            .iter()
-            .any(|s| s.step == i64::from(n) && s.state == "waiting" && s.action.is_some());
-        if !waiting
-            || !self
-                .inner
-                .store
-                .move_step(
-                    id,
-                    run,
-                    n,
-                    StepStatus::Waiting,
-                    StepStatus::Processing,
-                    Some(who.unwrap_or("someone")),
-                )
-                .await?
-        {
-            return Err(WorkflowError::Conflict(format!(
-                "step {n} of session {id} is not waiting for a person"
-            )));
+        let def = self.def(&session.workflow)?;
+        let step = self.step_def(&session.workflow, n)?;
+        let refused = || format!("step {n} of session {id} is not waiting for a person");
+        if session.session_state() != SessionState::Waiting {
+            return Err(WorkflowError::Conflict(refused()));
         }
-        self.start_jobs(&session, n).await
+        let mut ops = vec![
+            SessionOp::State {
+                from: SessionState::Waiting,
+                to: SessionState::Running,
+                warnings: warnings_of(&session),
+                finished_at: None,
+            },
+            SessionOp::MoveStep {
+                step: n,
+                from: StepStatus::Waiting,
+                to: StepStatus::Processing,
+                acted_by: Some(who.unwrap_or("someone").to_string()),
+            },
+        ];
+        let origin = Self::origin_of(&session);
+        if !self.run_step(step, n, &origin, &mut ops)? {
+            self.enter(
+                def,
+                n + 1,
+                SessionState::Running,
+                warnings_of(&session),
+                &origin,
+                &mut ops,
+            )
+            .await?;
+        }
+        self.commit(&session, &ops, refused).await?;
+        Ok(())
     }
 
     /// Runs failed step `n` again; 409 unless it failed.
     pub async fn retry_step(&self, id: Uuid, n: u32) -> Result<(), WorkflowError> {
         let session = self.session(id).await?;
-        let run = run_of(&session);
-        if !self
-            .inner
-            .store
-            .move_step(id, run, n, StepStatus::Failed, StepStatus::Processing, None)
-            .await?
-        {
-            return Err(WorkflowError::Conflict(format!(
-                "step {n} of session {id} has not failed"
-            )));
+        let def = self.def(&session.workflow)?;
+        let step = self.step_def(&session.workflow, n)?;
+        let refused = || format!("step {n} of session {id} has not failed");
+        if session.session_state() != SessionState::Failed {
+            return Err(WorkflowError::Conflict(refused()));
         }
-        self.start_jobs(&session, n).await
+        let mut ops = vec![
+            SessionOp::State {
+                from: SessionState::Failed,
+                to: SessionState::Running,
+                warnings: warnings_of(&session),
+                finished_at: None,
+            },
+            SessionOp::MoveStep {
+                step: n,
+                from: StepStatus::Failed,
+                to: StepStatus::Processing,
+                acted_by: None,
+            },
+        ];
+        let origin = Self::origin_of(&session);
+        if !self.run_step(step, n, &origin, &mut ops)? {
+            self.enter(
+                def,
+                n + 1,
+                SessionState::Running,
+                warnings_of(&session),
+                &origin,
+                &mut ops,
+            )
+            .await?;
+        }
+        self.commit(&session, &ops, refused).await?;
+        Ok(())
     }
 
-    /// Resets the session for a fresh run (its history stays) and starts step 1 again.
+    /// Starts the session over: a fresh run from step 1 (its history stays), whatever it was
+    /// doing; the old run's jobs that have not ended are cancelled, and nothing the old run does
+    /// any more can land in the new one.
     pub async fn clear(&self, id: Uuid) -> Result<(), WorkflowError> {
-        self.session(id).await?;
-        self.inner.status.clear_session(id).await?;
         let session = self.session(id).await?;
-        self.enter(&session, 1).await
+        let def = self.def(&session.workflow)?;
+        let old_run = run_of(&session);
+        let mut ops = vec![SessionOp::Restart {
+            from: session.session_state(),
+        }];
+        let origin = Self::origin_of(&session);
+        self.enter(def, 1, SessionState::Running, Vec::new(), &origin, &mut ops)
+            .await?;
+        let applied = self
+            .commit(&session, &ops, || {
+                format!("session {id} changed while it was being started over; try again")
+            })
+            .await?;
+        self.inner
+            .events
+            .publish(EventKind::SessionCleared(SessionCleared {
+                session_id: id.to_string(),
+                run: applied.session.run(),
+            }));
+        self.cancel_jobs_of(id, old_run).await;
+        Ok(())
+    }
+
+    /// Stops a running or waiting session: it ends cancelled, and its jobs that have not ended
+    /// are cancelled; 409 for a session that has ended.
+    pub async fn cancel(&self, id: Uuid) -> Result<(), WorkflowError> {
+        let session = self.session(id).await?;
+        let state = session.session_state();
+        let to = apply(state, SessionEvent::Cancelled).map_err(|_| {
+            WorkflowError::Conflict(format!(
+                "session {id} is {}; only a running or waiting session can be cancelled",
+                state.as_str()
+            ))
+        })?;
+        let ops = [SessionOp::State {
+            from: state,
+            to,
+            warnings: warnings_of(&session),
+            finished_at: Some(Utc::now()),
+        }];
+        self.commit(&session, &ops, || {
+            format!("session {id} changed while it was being cancelled; try again")
+        })
+        .await?;
+        self.cancel_jobs_of(id, run_of(&session)).await;
+        Ok(())
+    }
+
+    /// Cancels the jobs of run `run` of a session that have not ended.
+    async fn cancel_jobs_of(&self, id: Uuid, run: u32) {
+        let steps = match self.inner.store.session_steps(id, run).await {
+            Ok(steps) => steps,
+            Err(err) => {
+                tracing::warn!(session = %id, error = %err, "could not read the old run's steps");
+                return;
+            }
+        };
+        for step in steps {
+            let n = step.step.clamp(1, i64::from(u32::MAX)) as u32;
+            let Ok(jobs) = self.inner.store.step_jobs(id, run, n).await else {
+                continue;
+            };
+            for job in jobs.iter().filter(|j| !j.job_state().is_terminal()) {
+                if let Err(err) = self.inner.engine.cancel(job.id).await {
+                    tracing::debug!(job = %job.id, error = %err, "could not cancel an old run's job");
+                }
+            }
+        }
+    }
+
+    /// Ends a session whose workflow or step left the configuration: it cannot go on, so it
+    /// fails, saying why, rather than stay open for ever.
+    async fn abandon(&self, session: &SessionRow, why: String) -> Result<(), WorkflowError> {
+        let state = session.session_state();
+        let Ok(to) = apply(state, SessionEvent::Abandoned) else {
+            return Ok(());
+        };
+        let mut warnings = warnings_of(session);
+        warnings.push(why);
+        let ops = [SessionOp::State {
+            from: state,
+            to,
+            warnings,
+            finished_at: Some(Utc::now()),
+        }];
+        match self.commit(session, &ops, String::new).await {
+            Ok(_) | Err(WorkflowError::Conflict(_)) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// One pass of the loop that moves sessions on (what [`Workflows::run`] does on every job
+    /// end and every `poll_interval`): settles every processing step of every open session
+    /// whose jobs have all ended. Tests call it to step sessions instead of waiting.
+    pub async fn run_once(&self) -> Result<(), WorkflowError> {
+        self.reconcile().await
     }
 
     /// Settles every processing step of every open session.
-    pub async fn reconcile(&self) -> Result<(), WorkflowError> {
+    async fn reconcile(&self) -> Result<(), WorkflowError> {
         for session in self.inner.store.open_sessions().await? {
             let run = run_of(&session);
             for step in self.inner.store.session_steps(session.id, run).await? {
@@ -315,15 +610,11 @@ impl Workflows {
                     // Its workflow, or this step, left baton.toml while it ran: it cannot go on,
                     // so it ends failed (saying why) rather than stay open for ever.
                     Err(
-                        err @ (WorkflowError::UnknownWorkflow { .. } | WorkflowError::Conflict(_)),
+                        err @ (WorkflowError::UnknownWorkflow { .. }
+                        | WorkflowError::StepGone { .. }),
                     ) => {
                         tracing::warn!(session = %session.id, error = %err, "session ends: its definition changed");
-                        let mut warnings = warnings_of(&session);
-                        warnings.push(format!("step {n}: {err}"));
-                        self.inner
-                            .store
-                            .set_session_state(session.id, "failed", Some(Utc::now()), &warnings)
-                            .await?;
+                        self.abandon(&session, format!("step {n}: {err}")).await?;
                     }
                     // One session's trouble does not hold up the others.
                     Err(err) => {
@@ -341,7 +632,16 @@ impl Workflows {
         if let Err(err) = self.reconcile().await {
             tracing::warn!(error = %err, "could not reconcile workflow sessions");
         }
+        let mut pruned = tokio::time::Instant::now();
         loop {
+            if pruned.elapsed() >= self.inner.retention.every {
+                pruned = tokio::time::Instant::now();
+                match self.prune().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(sessions = n, "pruned old sessions"),
+                    Err(err) => tracing::warn!(error = %err, "could not prune old sessions"),
+                }
+            }
             // A session's job ended, events were missed, or time passed: look at open sessions.
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -361,4 +661,9 @@ impl Workflows {
             }
         }
     }
+}
+
+/// Whether the database refused a write for a unique index (a second open session).
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
 }

@@ -11,14 +11,19 @@ use super::{
     current::{current_of, run_of, warnings_of},
     WorkflowError, Workflows,
 };
-use crate::model::{JobState, StepStatus};
-use crate::server::store::JobRow;
+use crate::{
+    model::{JobState, SessionState, StepStatus},
+    server::{
+        lifecycle::session::{apply, SessionEvent},
+        store::{JobRow, SessionOp},
+    },
+};
 
 impl Workflows {
     /// If every job of step `n` has ended, writes the step's outcome and moves on (once).
     pub(super) async fn settle(&self, id: Uuid, run: u32, n: u32) -> Result<(), WorkflowError> {
         let session = self.session(id).await?;
-        if run_of(&session) != run {
+        if run_of(&session) != run || session.session_state() != SessionState::Running {
             return Ok(());
         }
         let step = self.step_def(&session.workflow, n)?;
@@ -44,8 +49,7 @@ impl Workflows {
             .values()
             .filter(|j| j.job_state() != JobState::Completed)
             .collect();
-        const COUNTS: [&str; 5] = ["processed", "created", "updated", "changes", "errors"];
-        let mut counts: BTreeMap<&str, u64> = COUNTS.into_iter().map(|k| (k, 0)).collect();
+        let mut counts = zero_counts();
         for job in latest.values() {
             let result: serde_json::Value = job
                 .result
@@ -74,14 +78,6 @@ impl Workflows {
         } else {
             StepStatus::Failed
         };
-        if !self
-            .inner
-            .store
-            .move_step(id, run, n, StepStatus::Processing, to, None)
-            .await?
-        {
-            return Ok(()); // someone else settled it
-        }
         let mut warnings = warnings_of(&session);
         if ok && !failed.is_empty() {
             warnings.extend(
@@ -124,24 +120,61 @@ impl Workflows {
         if !findings.is_empty() {
             details["findings"] = json!(findings);
         }
-        self.inner
-            .status
-            .write_status(id, n, &step.name, to, Some(&message), &details)
-            .await?;
+        // The step's end, the session's move and the next step's start: one transaction, a
+        // compare-and-set on the step, the session's state and its run.
+        let mut ops = Vec::new();
+        let step_end = [
+            SessionOp::MoveStep {
+                step: n,
+                from: StepStatus::Processing,
+                to,
+                acted_by: None,
+            },
+            SessionOp::Status {
+                step: n,
+                name: step.name.clone(),
+                status: to,
+                message: Some(message),
+                details,
+            },
+        ];
         if ok {
-            self.inner
-                .store
-                .set_session_state(id, "running", None, &warnings)
-                .await?;
-            let session = self.session(id).await?;
-            // Boxed: entering a step without jobs settles it, which enters the next.
-            Box::pin(self.enter(&session, n + 1)).await
+            let def = self.def(&session.workflow)?;
+            let origin = Self::origin_of(&session);
+            self.enter(
+                def,
+                n + 1,
+                SessionState::Running,
+                warnings,
+                &origin,
+                &mut ops,
+            )
+            .await?;
+            // The session's check first, then the step's end, then what comes next.
+            let check = ops.remove(0);
+            ops.splice(0..0, [check].into_iter().chain(step_end));
         } else {
-            self.inner
-                .store
-                .set_session_state(id, "failed", Some(Utc::now()), &warnings)
-                .await?;
-            Ok(())
+            ops.push(SessionOp::State {
+                from: SessionState::Running,
+                to: apply(SessionState::Running, SessionEvent::StepFailed)
+                    .map_err(|e| WorkflowError::Conflict(e.to_string()))?,
+                warnings,
+                finished_at: Some(Utc::now()),
+            });
+            ops.extend(step_end);
+        }
+        match self.commit(&session, &ops, String::new).await {
+            // Someone else settled it, or the session started over meanwhile.
+            Ok(_) | Err(WorkflowError::Conflict(_)) => Ok(()),
+            Err(err) => Err(err),
         }
     }
 }
+
+/// A step's counts before anything ran.
+pub(super) fn zero_counts() -> BTreeMap<&'static str, u64> {
+    COUNTS.into_iter().map(|k| (k, 0)).collect()
+}
+
+/// The counts a step sums over its jobs' results.
+const COUNTS: [&str; 5] = ["processed", "created", "updated", "changes", "errors"];

@@ -6,7 +6,7 @@ use uuid::Uuid;
 use crate::model::{EventKind, SessionCleared, SessionStatus, StatusRow, StepStatus};
 use crate::server::{
     events::EventBus,
-    store::{NewStatus, Store, StoreError},
+    store::{NewStatus, SessionOp, Store, StoreError},
 };
 
 /// Why a status call did nothing.
@@ -15,6 +15,9 @@ pub enum StatusError {
     /// No session with that id.
     #[error("there is no session {0}")]
     NotFound(Uuid),
+    /// The session kept changing while it was being cleared.
+    #[error("session {0} kept changing while it was being cleared; try again")]
+    Busy(Uuid),
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -59,38 +62,6 @@ impl StatusService {
         Ok(row)
     }
 
-    /// Step `step` of run `run` waits at its gate: appends its "waiting" row (with `action`
-    /// in the details), makes the session wait and offers the button, in one transaction, then
-    /// publishes the row as `step-status`.
-    pub async fn open_gate(
-        &self,
-        session: Uuid,
-        run: u32,
-        step: u32,
-        name: &str,
-        message: &str,
-        action: &str,
-    ) -> Result<StatusRow, StatusError> {
-        let row = self
-            .store
-            .open_gate(
-                &NewStatus {
-                    session_id: session,
-                    step,
-                    name,
-                    status: StepStatus::Waiting,
-                    message: Some(message),
-                    details: &serde_json::json!({ "action": action }),
-                },
-                run,
-                action,
-            )
-            .await?
-            .ok_or(StatusError::NotFound(session))?;
-        self.events.publish(EventKind::StepStatus(row.clone()));
-        Ok(row)
-    }
-
     /// Each step's latest row in the session's current run, and the whole timeline.
     pub async fn get_session_status(&self, session: Uuid) -> Result<SessionStatus, StatusError> {
         self.store
@@ -99,19 +70,37 @@ impl StatusService {
             .ok_or(StatusError::NotFound(session))
     }
 
-    /// Resets the session for a fresh run; its rows so far stay in the timeline. Publishes
-    /// `session-cleared`.
+    /// Resets the session for a fresh run (the session lifecycle's restart: from any state, a
+    /// compare-and-set on its state and run); its rows so far stay in the timeline. Publishes
+    /// `session-cleared` and `session-updated`. Nothing else: a workflow session starts over
+    /// with `Workflows::clear`, which also enters its first step.
     pub async fn clear_session(&self, session: Uuid) -> Result<u32, StatusError> {
-        let run = self
-            .store
-            .clear_session(session)
-            .await?
-            .ok_or(StatusError::NotFound(session))?;
-        self.events
-            .publish(EventKind::SessionCleared(SessionCleared {
-                session_id: session.to_string(),
-                run,
-            }));
-        Ok(run)
+        for _ in 0..5 {
+            let row = self
+                .store
+                .session(session)
+                .await?
+                .ok_or(StatusError::NotFound(session))?;
+            let restart = [SessionOp::Restart {
+                from: row.session_state(),
+            }];
+            let Some(applied) = self
+                .store
+                .apply_session_ops(session, row.run(), &restart)
+                .await?
+            else {
+                continue; // it moved meanwhile; look again
+            };
+            let run = applied.session.run();
+            self.events
+                .publish(EventKind::SessionCleared(SessionCleared {
+                    session_id: session.to_string(),
+                    run,
+                }));
+            self.events
+                .publish(EventKind::SessionUpdated(applied.session.update()));
+            return Ok(run);
+        }
+        Err(StatusError::Busy(session))
     }
 }

@@ -13,19 +13,34 @@ use super::{
 use crate::model::{SessionView, StepJob, StepStatus, StepView};
 use crate::server::store::SessionSnapshot;
 
+/// Timeline rows a session view carries unless asked for another page.
+pub const TIMELINE_PAGE: u32 = 100;
+
 impl Workflows {
-    /// The session with every step of its workflow and its timeline.
+    /// The session with every step of its workflow and the newest page of its timeline.
     pub async fn view(&self, id: Uuid) -> Result<SessionView, WorkflowError> {
+        self.view_page(id, TIMELINE_PAGE, None).await
+    }
+
+    /// The session with every step of its workflow, and at most `limit` rows of its timeline
+    /// before the row `before` (the newest, without it).
+    pub async fn view_page(
+        &self,
+        id: Uuid,
+        limit: u32,
+        before: Option<i64>,
+    ) -> Result<SessionView, WorkflowError> {
         // One snapshot: the session's state, its steps and its rows as of one moment.
         let SessionSnapshot {
             session,
             status,
+            timeline_before,
             steps: entered,
             mut jobs,
         } = self
             .inner
             .store
-            .session_snapshot(id)
+            .session_snapshot(id, limit, before)
             .await?
             .ok_or(WorkflowError::NotFound(id))?;
         let def = self.def(&session.workflow)?;
@@ -67,7 +82,7 @@ impl Workflows {
             id: id.to_string(),
             workflow: session.workflow.clone(),
             name: def.name.clone(),
-            state: session.state.clone(),
+            state: session.session_state(),
             source: session.source.clone(),
             triggered_by: session.triggered_by.clone(),
             run,
@@ -76,6 +91,7 @@ impl Workflows {
             warnings: warnings_of(&session),
             steps,
             timeline: status.timeline,
+            timeline_before,
         })
     }
 
