@@ -61,16 +61,18 @@ mod ssr {
         fn from(err: ApiError) -> Self {
             let message = err.to_string();
             match err {
-                ApiError::BadRequest(_) => UiError::BadRequest(message),
+                ApiError::BadRequest(_) | ApiError::MethodNotAllowed(_) => {
+                    UiError::BadRequest(message)
+                }
                 ApiError::Forbidden(_) => UiError::Forbidden(message),
                 ApiError::NotFound(_) => UiError::NotFound(message),
                 ApiError::Conflict(_) | ApiError::SessionOpen { .. } => UiError::Conflict(message),
                 ApiError::Unprocessable(_) | ApiError::PayloadTooLarge(_) => {
                     UiError::Invalid(message)
                 }
-                ApiError::Timeout(_) | ApiError::Unavailable { .. } => {
-                    UiError::Unavailable(message)
-                }
+                ApiError::Timeout(_)
+                | ApiError::Unavailable { .. }
+                | ApiError::TooManyRequests { .. } => UiError::Unavailable(message),
                 ApiError::Internal(cause) => {
                     tracing::error!(error = %cause, "server function failed");
                     UiError::Internal(

@@ -95,11 +95,19 @@ impl EventBus {
 
     /// Joins the live stream after `last_seen` (`None`: only new events from now on).
     pub fn subscribe(&self, last_seen: Option<u64>) -> Subscription {
+        self.subscribe_replaying(last_seen, usize::MAX)
+    }
+
+    /// [`EventBus::subscribe`], replaying at most `limit` missed events: a longer gap is a
+    /// resync (the client reloads its state, so replaying more would be work for nothing, and a
+    /// reconnect storm with `Last-Event-ID: 0` cannot make every stream copy the whole history).
+    pub fn subscribe_replaying(&self, last_seen: Option<u64>, limit: usize) -> Subscription {
         let inner = self.lock();
         let live = self.shared.sender.subscribe();
         let (missed, resync) = match last_seen {
             None => (Vec::new(), false),
-            Some(last) => inner.after(last, usize::MAX),
+            Some(last) if inner.missed_since(last) > limit => (Vec::new(), true),
+            Some(last) => inner.after(last, limit),
         };
         Subscription {
             missed,
@@ -136,6 +144,11 @@ impl EventBus {
 }
 
 impl Inner {
+    /// How many events were published after `last` (held or not).
+    fn missed_since(&self, last: u64) -> usize {
+        usize::try_from((self.next_id - 1).saturating_sub(last)).unwrap_or(usize::MAX)
+    }
+
     /// The held events after `last`, and whether any event after `last` is no longer held.
     fn after(&self, last: u64, limit: usize) -> (Vec<Arc<LiveEvent>>, bool) {
         let newest = self.next_id - 1;

@@ -1,6 +1,6 @@
 //! Start-up: configuration in, a bound and migrated application out; then run it until shutdown.
 
-use std::{future::IntoFuture, net::SocketAddr, sync::Arc};
+use std::{net::SocketAddr, sync::Arc};
 
 use anyhow::Context;
 use chrono::Utc;
@@ -115,7 +115,11 @@ impl Application {
             runs: 20,
             every: config.retention_interval,
         });
+        let sse_slots = Arc::new(tokio::sync::Semaphore::new(config.sse_max_clients));
+        let limiter = Arc::new(http::limit::CallerLimit::per_minute(config.rate_limit));
         let state = AppState {
+            sse_slots,
+            limiter,
             status,
             workflows,
             demo_erp,
@@ -174,16 +178,18 @@ impl Application {
         );
 
         tracing::info!("listening on http://{addr}");
-        let server = axum::serve(listener, http::router(state.clone()))
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .into_future();
-        let drain_limit = state.config.shutdown_timeout;
-        tokio::select! {
-            result = server => result.context("the HTTP server failed")?,
-            _ = async { shutdown.cancelled().await; tokio::time::sleep(drain_limit).await } => {
-                tracing::warn!(?drain_limit, "requests still open after the shutdown timeout; dropping them");
-            }
-        }
+        let limits = http::serve::ServeLimits {
+            max_connections: state.config.max_http_connections,
+            header_read_timeout: state.config.header_read_timeout,
+        };
+        http::serve::serve(
+            listener,
+            http::router(state.clone()),
+            limits,
+            shutdown.clone(),
+            state.config.shutdown_timeout,
+        )
+        .await;
         shutdown.cancel();
         let _ = heartbeat.await;
         let _ = workflows.await;

@@ -33,6 +33,10 @@ pub struct AppState {
     pub insecure_tls: Vec<String>,
     /// The root token: cancelled once, on SIGINT/SIGTERM, and everything that runs stops.
     pub shutdown: CancellationToken,
+    /// One slot per open live-event stream (`sse_max_clients`).
+    pub sse_slots: Arc<tokio::sync::Semaphore>,
+    /// Records pushes and session starts per caller (`rate_limit` a minute).
+    pub limiter: Arc<super::http::limit::CallerLimit>,
 }
 
 impl FromRef<AppState> for LeptosOptions {

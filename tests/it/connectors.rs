@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::helpers::{erp_listing, job_finished, run_sync, start_engine, tester, typed};
+use crate::helpers::{erp_listing, job_finished, run_sync, start_engine, tester, typed, TestDb};
 use axum::{
     extract::{Query, State},
     http::{HeaderMap, StatusCode},
@@ -941,6 +941,7 @@ both_backends!(export_marks_only_what_the_erp_accepted, |db| {
     let csv = ExportTarget::Csv {
         dir: outbox.path().join("outbox"),
         columns: vec!["id".into(), "customer_id".into(), "lines".into()],
+        formulas: false,
     };
     let (engine, _events, stop) = start_engine(
         &store,
@@ -1397,6 +1398,248 @@ both_backends!(
         assert_eq!(job.result.as_ref().unwrap()["removed"], 0);
         assert!(job.warnings[0].contains("returned no items"), "{job:?}");
         assert_eq!(store.live_records("items").await.unwrap().len(), 5);
+        stop.cancel();
+    }
+);
+
+// Bounded upstream answers.
+
+#[tokio::test]
+async fn an_answer_past_max_response_bytes_ends_the_attempt_naming_the_key() {
+    let db = TestDb::sqlite();
+    let store = db.store().await;
+    let server = Scripted::default();
+    let big: Vec<Value> = (0..2_000)
+        .map(|i| json!({"id": format!("i{i}"), "pad": "p".repeat(1000)}))
+        .collect();
+    server.page(1, vec![Reply::Json(json!({ "data": big }))]);
+    let conn = connection(&server.start().await, |c| c.max_response_bytes = 1_000_000);
+    let task = Arc::new(HttpPullTask::new(item_pull(3), conn));
+    let (engine, _events, stop) = start_engine(&store, vec![typed("items", task, 3)]);
+    let job = run_sync(&engine, "items").await;
+    assert_eq!((job.state, job.attempt), (JobState::Failed, 1), "{job:?}");
+    let error = job.error.unwrap();
+    assert!(
+        error.contains("larger than 1000000 bytes") && error.contains("max_response_bytes"),
+        "{error}"
+    );
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn a_huge_error_answer_is_read_in_part_and_quoted_short() {
+    let db = TestDb::sqlite();
+    let store = db.store().await;
+    let server = Scripted::default();
+    server.page(
+        1,
+        vec![Reply::Raw(
+            StatusCode::BAD_REQUEST,
+            vec![],
+            "A".repeat(5_000_000),
+        )],
+    );
+    let (engine, stop) = items_engine(&store, &server).await;
+    let job = run_sync(&engine, "items").await;
+    assert_eq!(job.state, JobState::Failed);
+    let error = job.error.unwrap();
+    assert!(error.len() < 700, "{} bytes", error.len());
+    assert!(error.contains("AAAA") && error.ends_with('…'), "{error}");
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn a_cursor_that_comes_again_stops_the_pull() {
+    let db = TestDb::sqlite();
+    let store = db.store().await;
+    let server = Scripted::default();
+    // Every page says "next: c1", for ever.
+    server.page(
+        1,
+        vec![Reply::Json(
+            json!({ "data": [{"id": "i1"}, {"id": "i2"}, {"id": "i3"}], "next_cursor": "c1" }),
+        )],
+    );
+    let conn = connection(&server.start().await, |_| {});
+    let mut pull = item_pull(3);
+    pull.paging = Paging::Cursor {
+        param: "cursor".into(),
+        size_param: "limit".into(),
+        size: 3,
+        next: "/next_cursor".into(),
+    };
+    let task = Arc::new(HttpPullTask::new(pull, conn));
+    let (engine, _events, stop) = start_engine(&store, vec![typed("items", task, 1)]);
+    let job = run_sync(&engine, "items").await;
+    assert_eq!(job.state, JobState::Failed, "{job:?}");
+    assert!(
+        job.error
+            .as_deref()
+            .unwrap()
+            .contains("sent the cursor `c1` again"),
+        "{job:?}"
+    );
+    stop.cancel();
+}
+
+both_backends!(
+    a_full_pull_that_sees_a_small_share_of_the_stored_records_removes_nothing,
+    |db| {
+        let store = db.store().await;
+        let server = Scripted::default();
+        server.page(
+            1,
+            vec![Reply::Json(items(0..100)), Reply::Json(items(0..10))],
+        );
+        let conn = connection(&server.start().await, |_| {});
+        let task = Arc::new(HttpPullTask::new(item_pull(1000), conn));
+        let (engine, _events, stop) = start_engine(&store, vec![typed("items", task, 1)]);
+        let first = run_sync(&engine, "items").await;
+        assert_eq!(first.result.unwrap()["created"], 100);
+        let second = run_sync(&engine, "items").await;
+        assert_eq!(second.state, JobState::Completed, "{second:?}");
+        assert_eq!(second.result.unwrap()["removed"], 0);
+        assert!(
+            second.warnings.iter().any(|w| w.contains("removal_guard")),
+            "{:?}",
+            second.warnings
+        );
+        assert_eq!(store.live_records("items").await.unwrap().len(), 100);
+        stop.cancel();
+    }
+);
+
+#[tokio::test]
+async fn a_job_keeps_its_first_hundred_warnings_and_counts_the_rest() {
+    let db = TestDb::sqlite();
+    let store = db.store().await;
+    let warnings: Vec<String> = (0..500).map(|i| format!("warning {i}")).collect();
+    let addr = serve(Router::new().route(
+        "/collect",
+        post(move || {
+            let warnings = warnings.clone();
+            async move { Json(json!({ "processed": 1, "warnings": warnings })) }
+        }),
+    ))
+    .await;
+    let conn = connection(&format!("http://{addr}"), |_| {});
+    let call = HttpCallConfig {
+        connection: "test".into(),
+        path: "/collect".into(),
+        body: None,
+    };
+    let (engine, _events, stop) = start_engine(
+        &store,
+        vec![typed("collect", Arc::new(HttpCallTask::new(call, conn)), 1)],
+    );
+    let job = run_sync(&engine, "collect").await;
+    assert_eq!(job.state, JobState::Completed);
+    assert_eq!(job.warnings.len(), 101);
+    assert_eq!(job.warnings[99], "warning 99");
+    assert_eq!(
+        job.warnings[100],
+        "and 400 more warnings (see the job's log)"
+    );
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn a_command_line_without_end_is_cut_not_held_whole() {
+    let db = TestDb::sqlite();
+    let store = db.store().await;
+    let dir = tempfile::tempdir().unwrap();
+    let command = script(
+        dir.path(),
+        "long.sh",
+        "head -c 20000000 /dev/zero | tr '\\0' 'a'\necho\necho done\n",
+    );
+    let (engine, _events, stop) = start_engine(
+        &store,
+        vec![typed(
+            "long",
+            Arc::new(CommandTask::new(command, vec![])),
+            1,
+        )],
+    );
+    let job = run_sync(&engine, "long").await;
+    assert_eq!(job.state, JobState::Completed, "{job:?}");
+    let lines = logs_of(&engine, &job).await;
+    assert!(lines[0].message.len() <= 4100, "{}", lines[0].message.len());
+    assert!(lines[0].message.ends_with('…'));
+    assert!(lines.iter().any(|l| l.message == "done"), "{lines:?}");
+    stop.cancel();
+}
+
+both_backends!(
+    a_record_with_a_nul_is_reported_and_never_breaks_the_export_of_the_others,
+    |db| {
+        let store = db.store().await;
+        let server = Scripted::default();
+        server.page(
+            1,
+            vec![Reply::Json(json!({ "data": [
+                {"id": "o1", "status": "ready", "note": "a\u{0}b"},
+                {"id": "o2", "status": "ready", "note": "=HYPERLINK(\"http://x\",\"y\")"},
+                {"id": "o3", "status": "ready", "note": "-1+1"},
+            ] }))],
+        );
+        let conn = connection(&server.start().await, |_| {});
+        let mut orders = item_pull(100);
+        orders.path = "/items".into();
+        orders.entity = "orders".into();
+        let outbox = tempfile::tempdir().unwrap();
+        let export = ExportConfig {
+            entity: "orders".into(),
+            only: Some(OnlyWhen {
+                field: "status".into(),
+                value: "ready".into(),
+            }),
+            batch: 10,
+            target: ExportTarget::Csv {
+                dir: outbox.path().to_path_buf(),
+                columns: vec!["id".into(), "note".into()],
+                formulas: false,
+            },
+        };
+        let (engine, _events, stop) = start_engine(
+            &store,
+            vec![
+                typed("orders", Arc::new(HttpPullTask::new(orders, conn)), 1),
+                typed("out", Arc::new(ExportTask::new(export, None)), 1),
+            ],
+        );
+        assert_eq!(run_sync(&engine, "orders").await.state, JobState::Completed);
+        let job = run_sync(&engine, "out").await;
+        assert_eq!(job.state, JobState::Completed, "{job:?}");
+        let files: Vec<_> = std::fs::read_dir(outbox.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "csv"))
+            .collect();
+        let text: String = files
+            .iter()
+            .map(|f| std::fs::read_to_string(f).unwrap())
+            .collect();
+        // A cell that a spreadsheet would run as a formula is written as text.
+        assert!(text.contains("'=HYPERLINK"), "{text}");
+        assert!(text.contains("'-1+1"), "{text}");
+        match db {
+            crate::helpers::TestDb::Postgres { .. } => {
+                assert_eq!(
+                    job.result.unwrap()["exported"],
+                    2,
+                    "the NUL record is skipped"
+                );
+                assert!(
+                    job.warnings.iter().any(|w| w.contains("NUL")),
+                    "{:?}",
+                    job.warnings
+                );
+            }
+            crate::helpers::TestDb::Sqlite(_) => {
+                assert_eq!(job.result.unwrap()["exported"], 3)
+            }
+        }
         stop.cancel();
     }
 );

@@ -13,6 +13,7 @@ mod engine;
 mod fencing;
 mod http;
 mod jobs_api;
+mod limits;
 mod sessions_api;
 mod status;
 mod store;

@@ -33,6 +33,11 @@ pub const KEYS: &[&str] = &[
     "log_format",
     "request_timeout",
     "body_limit",
+    "max_http_connections",
+    "header_read_timeout",
+    "sse_max_clients",
+    "sse_replay_limit",
+    "rate_limit",
     "heartbeat_interval",
     "sse_keep_alive",
     "shutdown_timeout",
@@ -73,6 +78,18 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Largest accepted request body, in bytes; larger ones get 413.
     pub body_limit: usize,
+    /// HTTP connections served at once; further ones wait until one ends.
+    pub max_http_connections: usize,
+    /// How long a client may take to send a request's head; also how long an idle keep-alive
+    /// connection stays open.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// Live-event streams (`/api/events`) open at once; more get 503 (and the page polls).
+    pub sse_max_clients: usize,
+    /// Most missed events replayed to a reconnecting stream; a longer gap is a resync.
+    pub sse_replay_limit: usize,
+    /// Records pushes and session starts one caller may make per minute (0: no limit).
+    pub rate_limit: u32,
     /// How often the process records that it is alive and tells open pages so.
     #[serde(with = "humantime_serde")]
     pub heartbeat_interval: Duration,
@@ -158,6 +175,11 @@ impl Default for Config {
             log_format: LogFormat::Text,
             request_timeout: Duration::from_secs(30),
             body_limit: 16 * 1024 * 1024,
+            max_http_connections: 1024,
+            header_read_timeout: Duration::from_secs(15),
+            sse_max_clients: 10_000,
+            sse_replay_limit: 256,
+            rate_limit: 120,
             heartbeat_interval: Duration::from_secs(10),
             sse_keep_alive: Duration::from_secs(15),
             shutdown_timeout: Duration::from_secs(10),
@@ -402,6 +424,11 @@ impl fmt::Debug for Config {
             .field("log_format", &self.log_format)
             .field("request_timeout", &self.request_timeout)
             .field("body_limit", &self.body_limit)
+            .field("max_http_connections", &self.max_http_connections)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("sse_max_clients", &self.sse_max_clients)
+            .field("sse_replay_limit", &self.sse_replay_limit)
+            .field("rate_limit", &self.rate_limit)
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("sse_keep_alive", &self.sse_keep_alive)
             .field("shutdown_timeout", &self.shutdown_timeout)

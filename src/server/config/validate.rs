@@ -25,6 +25,18 @@ impl Config {
         if self.body_limit < 1024 {
             return out_of_range("body_limit", "must be at least 1024 bytes");
         }
+        if self.max_http_connections == 0 {
+            return out_of_range("max_http_connections", "must be at least 1");
+        }
+        if self.header_read_timeout < Duration::from_millis(100) {
+            return out_of_range(
+                "header_read_timeout",
+                "must be at least 100ms, e.g. \"15s\"",
+            );
+        }
+        if self.sse_max_clients == 0 {
+            return out_of_range("sse_max_clients", "must be at least 1");
+        }
         if self.event_buffer == 0 {
             return out_of_range("event_buffer", "must be at least 1");
         }

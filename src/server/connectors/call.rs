@@ -60,12 +60,11 @@ impl SyncTask for HttpCallTask {
             .send(ctx, Method::POST, &url, Some(&body))
             .await?;
         let status = response.status();
-        let text = tokio::select! {
-            _ = ctx.stop().cancelled() => return Err(TaskError::Interrupted),
-            text = response.text() => text.map_err(|e| {
-                TaskError::Retryable(format!("POST {}: the response broke off: {e}", shown_url(&url)))
-            })?,
-        };
+        let body = self
+            .connection
+            .read_body(ctx, response, &format!("POST {}", shown_url(&url)))
+            .await?;
+        let text = String::from_utf8_lossy(&body);
         let answer: Map<String, Value> = if text.trim().is_empty() {
             Map::new()
         } else {

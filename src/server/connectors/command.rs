@@ -93,6 +93,52 @@ impl Drop for GroupGuard {
     }
 }
 
+/// The most of one output line kept; the rest of a longer line is skipped (a program that
+/// prints gigabytes without a newline cannot fill the memory).
+pub const LINE_BYTES: usize = 8 * 1024;
+
+/// Lines of a program's output, each cut at [`LINE_BYTES`].
+struct BoundedLines<R> {
+    reader: BufReader<R>,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> BoundedLines<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            reader: BufReader::new(inner),
+        }
+    }
+
+    /// The next line without its end (a cut one ends with `…`), or `None` at the end.
+    async fn next_line(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+        let mut line = Vec::new();
+        let mut cut = false;
+        loop {
+            let available = self.reader.fill_buf().await?;
+            if available.is_empty() {
+                if cut {
+                    line.extend_from_slice("…".as_bytes());
+                }
+                return Ok((!line.is_empty()).then_some(line));
+            }
+            let (taken, ended) = match available.iter().position(|&b| b == b'\n') {
+                Some(at) => (at, true),
+                None => (available.len(), false),
+            };
+            let room = LINE_BYTES.saturating_sub(line.len());
+            line.extend_from_slice(&available[..taken.min(room)]);
+            cut |= taken > room;
+            self.reader.consume(taken + usize::from(ended));
+            if ended {
+                if cut {
+                    line.extend_from_slice("…".as_bytes());
+                }
+                return Ok(Some(line));
+            }
+        }
+    }
+}
+
 /// How long output may stay open after the program exited (a background child holding it).
 const DRAIN: Duration = Duration::from_secs(2);
 
@@ -147,8 +193,8 @@ impl SyncTask for CommandTask {
         let mut guard = GroupGuard {
             pgid: child.id().map(|id| id as i32),
         };
-        let mut stdout = BufReader::new(child.stdout.take().expect("piped")).split(b'\n');
-        let mut stderr = BufReader::new(child.stderr.take().expect("piped")).split(b'\n');
+        let mut stdout = BoundedLines::new(child.stdout.take().expect("piped"));
+        let mut stderr = BoundedLines::new(child.stderr.take().expect("piped"));
         let (mut out_open, mut err_open) = (true, true);
         let mut last_error = None::<String>;
         let mut lines = 0u64;
@@ -176,7 +222,7 @@ impl SyncTask for CommandTask {
                         config.timeout.as_secs()
                     )));
                 }
-                line = stdout.next_segment(), if out_open => match line {
+                line = stdout.next_line(), if out_open => match line {
                     Ok(Some(line)) => {
                         lines += 1;
                         let line = text(line);
@@ -187,7 +233,7 @@ impl SyncTask for CommandTask {
                     }
                     _ => out_open = false,
                 },
-                line = stderr.next_segment(), if err_open => match line {
+                line = stderr.next_line(), if err_open => match line {
                     Ok(Some(line)) => {
                         lines += 1;
                         let line = text(line);

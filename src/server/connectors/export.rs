@@ -55,8 +55,24 @@ pub enum ExportTarget {
     /// POST each batch as a JSON array to `path` on the connection.
     Http { connection: String, path: String },
     /// Write each batch as `<entity>-<time>-<job>-<n>.csv` into `dir` (created if missing),
-    /// with the named top-level fields as columns (nested values as JSON).
-    Csv { dir: PathBuf, columns: Vec<String> },
+    /// with the named top-level fields as columns (nested values as JSON). A cell that starts
+    /// with `=`, `+`, `-`, `@`, a tab or a carriage return gets a leading `'`, so a spreadsheet
+    /// shows it as text instead of running it as a formula; `formulas = true` writes cells as
+    /// they are, for a reader that is not a spreadsheet.
+    Csv {
+        dir: PathBuf,
+        columns: Vec<String>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        formulas: bool,
+    },
+}
+
+/// A cell as a spreadsheet may read it: one that would start a formula starts with `'`.
+pub fn neutralised(cell: String) -> String {
+    match cell.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}"),
+        _ => cell,
+    }
 }
 
 /// A top-level JSON field name as the `only` filter takes it.
@@ -69,6 +85,13 @@ fn valid_field(name: &str) -> bool {
 impl ExportConfig {
     /// Refuses what cannot work, naming the key under `at` (e.g. `sync_types.x.task`).
     pub fn check(&self, at: &str) -> Result<(), String> {
+        // The entity names CSV files and rows in the database: a plain name, no path.
+        if !crate::server::engine::types::valid_name(&self.entity) {
+            return Err(format!(
+                "{at}.entity: `{}` must be 1 to 64 letters, digits, `-` or `_`",
+                self.entity
+            ));
+        }
         if let Some(only) = &self.only {
             if !valid_field(&only.field) {
                 return Err(format!(
@@ -133,7 +156,11 @@ impl ExportTask {
                     .await?;
                 Ok(format!("POST {}", shown_url(&url)))
             }
-            ExportTarget::Csv { dir, columns } => {
+            ExportTarget::Csv {
+                dir,
+                columns,
+                formulas,
+            } => {
                 let name = format!(
                     "{}-{}-{}-{number:03}.csv",
                     self.config.entity,
@@ -151,6 +178,7 @@ impl ExportTask {
                                 Some(Value::String(s)) => s.clone(),
                                 Some(other) => other.to_string(),
                             })
+                            .map(|cell| if *formulas { cell } else { neutralised(cell) })
                             .collect()
                     })
                     .collect();
@@ -226,6 +254,19 @@ impl SyncTask for ExportTask {
             .map_err(store_error)?;
         let total = exported + ready;
         let entity = &self.config.entity;
+        if self.config.only.is_some() {
+            let unreadable = ctx
+                .store()
+                .unreadable_records(entity)
+                .await
+                .map_err(store_error)?;
+            if unreadable > 0 {
+                ctx.warn(format!(
+                    "{unreadable} {entity} hold a NUL character (\\u0000), which Postgres cannot \
+                     read as JSON; they were not considered for this export"
+                ));
+            }
+        }
         ctx.progress(
             exported,
             Some(total),

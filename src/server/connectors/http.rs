@@ -38,6 +38,10 @@ pub struct ConnectionConfig {
     /// (retryably) instead.
     #[serde(default = "default_max_retry_after", with = "humantime_serde")]
     pub max_retry_after: Duration,
+    /// The largest answer read (a page, a call's answer), in bytes; a larger one ends the
+    /// attempt for good, naming this key.
+    #[serde(default = "default_max_response_bytes")]
+    pub max_response_bytes: u64,
     /// Which certificates to trust and which to show (`tls = { ca_file = "…" }`).
     #[serde(default, skip_serializing_if = "is_default")]
     pub tls: TlsConfig,
@@ -74,6 +78,13 @@ fn default_retries() -> u32 {
 fn default_max_retry_after() -> Duration {
     Duration::from_secs(60)
 }
+fn default_max_response_bytes() -> u64 {
+    64 * 1024 * 1024
+}
+/// The most of an error answer read to find the server's own words.
+const ERROR_BODY_BYTES: usize = 64 * 1024;
+/// The most of the server's own words kept in an error.
+const ERROR_WORDS: usize = 300;
 fn default_header() -> String {
     "Authorization".into()
 }
@@ -90,6 +101,7 @@ impl ConnectionConfig {
             timeout: default_timeout(),
             retries: default_retries(),
             max_retry_after: default_max_retry_after(),
+            max_response_bytes: default_max_response_bytes(),
             tls: TlsConfig::default(),
             proxy: None,
         }
@@ -106,6 +118,7 @@ pub struct Connection {
     secret: Option<String>,
     retries: u32,
     max_retry_after: Duration,
+    max_response_bytes: u64,
     tls: TlsConfig,
     /// First pause between retries of one request (doubles each time).
     pub backoff: Duration,
@@ -186,6 +199,7 @@ impl Connection {
             secret,
             retries: config.retries,
             max_retry_after: config.max_retry_after,
+            max_response_bytes: config.max_response_bytes,
             tls: config.tls.clone(),
             backoff: Duration::from_millis(500),
         })
@@ -210,6 +224,44 @@ impl Connection {
             url.query_pairs_mut().extend_pairs(query.iter());
         }
         Ok(url)
+    }
+
+    /// The whole body of `response`, read chunk by chunk and refused once it passes
+    /// `max_response_bytes` (a misbehaving server cannot fill the memory); `what` names the
+    /// request in errors. Stops early when the job is told to stop.
+    pub async fn read_body(
+        &self,
+        ctx: &TaskContext,
+        mut response: reqwest::Response,
+        what: &str,
+    ) -> Result<Vec<u8>, TaskError> {
+        let limit = self.max_response_bytes;
+        let too_large = || {
+            TaskError::Fatal(format!(
+                "{what}: the answer is larger than {limit} bytes (max_response_bytes in \
+                 [connections.{}]); raise it if the source really sends that much",
+                self.name
+            ))
+        };
+        if response.content_length().is_some_and(|n| n > limit) {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        loop {
+            let chunk = tokio::select! {
+                _ = ctx.stop().cancelled() => return Err(TaskError::Interrupted),
+                chunk = response.chunk() => chunk.map_err(|e| {
+                    TaskError::Retryable(format!("{what}: the response broke off: {}", without_url(&e)))
+                })?,
+            };
+            let Some(chunk) = chunk else {
+                return Ok(body);
+            };
+            if body.len() as u64 + chunk.len() as u64 > limit {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
     }
 
     /// Removes the secret from text that came from the other side (an error body may echo it).
@@ -364,17 +416,30 @@ fn retry_after(response: &reqwest::Response) -> Option<Duration> {
     Some(wait.to_std().unwrap_or(Duration::ZERO))
 }
 
-/// The server's own words: `error` or `message` of a JSON body, or the start of the text.
-async fn error_message(response: reqwest::Response) -> String {
-    let text = response.text().await.unwrap_or_default();
-    let said = serde_json::from_str::<serde_json::Value>(&text)
+/// The server's own words: `error` or `message` of a JSON body, or the start of the text;
+/// at most the first 64 KiB of the answer are read, and 300 characters kept.
+async fn error_message(mut response: reqwest::Response) -> String {
+    let mut body = Vec::new();
+    while body.len() < ERROR_BODY_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    body.truncate(ERROR_BODY_BYTES);
+    let text = String::from_utf8_lossy(&body);
+    let said: String = serde_json::from_str::<serde_json::Value>(&text)
         .ok()
         .and_then(|v| {
             ["error", "message", "detail"]
                 .iter()
                 .find_map(|k| v.get(k).and_then(|m| m.as_str()).map(str::to_string))
         })
-        .unwrap_or_else(|| text.trim().chars().take(300).collect());
+        .unwrap_or_else(|| text.trim().to_string());
+    let mut said: String = said.chars().take(ERROR_WORDS).collect();
+    if said.chars().count() == ERROR_WORDS {
+        said.push('…');
+    }
     if said.is_empty() {
         String::new()
     } else {

@@ -61,6 +61,15 @@ pub struct HttpPullConfig {
     /// Report progress after every page (on by default; off only to measure its cost).
     #[serde(default = "yes")]
     pub progress: bool,
+    /// A full pull that saw fewer than this share of the records stored for the entity removes
+    /// nothing and warns (a source that answered with half its data is more likely broken than
+    /// half empty); 0 turns the guard off.
+    #[serde(default = "default_removal_guard")]
+    pub removal_guard: f64,
+}
+
+fn default_removal_guard() -> f64 {
+    0.5
 }
 
 impl HttpPullConfig {
@@ -79,6 +88,7 @@ impl HttpPullConfig {
             full_every: default_full_every(),
             query: BTreeMap::new(),
             progress: true,
+            removal_guard: default_removal_guard(),
         }
     }
 
@@ -112,6 +122,17 @@ impl HttpPullConfig {
         };
         if size == 0 {
             return Err(format!("{at}.paging.size: must be at least 1"));
+        }
+        if !(0.0..=1.0).contains(&self.removal_guard) {
+            return Err(format!(
+                "{at}.removal_guard: must be between 0 and 1 (a share of the stored records), e.g. 0.5"
+            ));
+        }
+        if !crate::server::engine::types::valid_name(&self.entity) {
+            return Err(format!(
+                "{at}.entity: `{}` must be 1 to 64 letters, digits, `-` or `_`",
+                self.entity
+            ));
         }
         Ok(())
     }
@@ -267,7 +288,13 @@ struct Checkpoint {
     pages_done: bool,
     /// Every page is applied and, if full, removals are swept.
     done: bool,
+    /// The newest cursors asked for (cursor paging), to stop a source that sends one again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    cursors: Vec<String>,
 }
+
+/// Cursors a checkpoint remembers to notice a loop.
+const CURSORS_KEPT: usize = 16;
 
 /// The task.
 pub struct HttpPullTask {
@@ -411,7 +438,8 @@ fn key_of(record: &Value, key: &str) -> Option<String> {
         record.get(key)
     }?;
     match value {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        // A key is stored as text, which cannot hold NUL in Postgres.
+        Value::String(s) if !s.is_empty() && !s.contains('\0') => Some(s.clone()),
         Value::Number(n) if n.is_i64() || n.is_u64() => Some(n.to_string()),
         _ => None,
     }
@@ -464,7 +492,9 @@ fn read_page(
             ));
         }
         let key = key_of(record, key).ok_or_else(|| {
-            format!("record {i} has no usable `{key}` (a non-empty string or an integer)")
+            format!(
+                "record {i} has no usable `{key}` (a non-empty string without NUL, or an integer)"
+            )
         })?;
         if let Some(field) = updated_field {
             if let Some(Value::String(at)) = record.get(field) {
@@ -541,6 +571,20 @@ impl SyncTask for HttpPullTask {
                     at = swept;
                     continue;
                 }
+                let stored =
+                    ctx.store().count_live(entity).await.map_err(|e| {
+                        TaskError::database(&format!("could not count {entity}"), e)
+                    })?;
+                if (at.seen as f64) < self.config.removal_guard * stored as f64 {
+                    ctx.warn(format!(
+                        "the source returned {} {entity} of the {stored} stored (less than {:.0} %, \
+                         removal_guard); nothing was marked removed",
+                        at.seen,
+                        self.config.removal_guard * 100.0
+                    ));
+                    at = swept;
+                    continue;
+                }
                 let saved = |removed: u64| {
                     let mut saved = swept.clone();
                     saved.counts.removed += removed;
@@ -574,12 +618,7 @@ impl SyncTask for HttpPullTask {
             let response = self.connection.send(ctx, Method::GET, &url, None).await?;
             let source_time = at.source_time.clone().or_else(|| source_time(&response));
             let where_ = format!("page {page_no} (GET {})", shown_url(&url));
-            let bytes = tokio::select! {
-                _ = ctx.stop().cancelled() => return Err(TaskError::Interrupted),
-                bytes = response.bytes() => bytes.map_err(|e| {
-                    TaskError::Retryable(format!("{where_}: the response broke off: {e}"))
-                })?,
-            };
+            let bytes = self.connection.read_body(ctx, response, &where_).await?;
             let body: Value = serde_json::from_slice(&bytes).map_err(|e| {
                 TaskError::Fatal(format!("{where_}: the response is not JSON ({e})"))
             })?;
@@ -600,6 +639,23 @@ impl SyncTask for HttpPullTask {
             next.high_water = high_water;
             next.source_time = source_time;
             next.next = self.next(&at, records.len(), total, &body);
+            if let (Paging::Cursor { .. }, Some(cursor)) = (
+                &self.config.paging,
+                next.next.as_ref().and_then(Value::as_str),
+            ) {
+                if at.cursors.iter().any(|c| c == cursor) {
+                    return Err(TaskError::Fatal(format!(
+                        "{where_}: the source sent the cursor `{cursor}` again, which it gave \
+                         {} pages ago; the pull stops rather than go round in circles",
+                        at.cursors.len()
+                            - at.cursors.iter().rposition(|c| c == cursor).unwrap_or(0)
+                    )));
+                }
+                next.cursors.push(cursor.to_string());
+                if next.cursors.len() > CURSORS_KEPT {
+                    next.cursors.remove(0);
+                }
+            }
             next.pages_done = next.next.is_none();
             next.done = next.pages_done && !full;
             // The checkpoint is stored with the page, counts included.

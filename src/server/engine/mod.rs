@@ -547,7 +547,13 @@ impl Engine {
 
     /// Retries a failed or cancelled job as a new job linked to it (`retry_of`); history keeps
     /// both.
+    ///
+    /// A job is retried once: asking again returns the retry already made (as a request for a
+    /// type that waits returns the waiting job), so repeating the request cannot fill the queue.
     pub async fn retry(&self, id: Uuid, request: Origin) -> Result<Job, EngineError> {
+        if let Some(earlier) = self.inner.store.retry_of(id).await? {
+            return Ok(earlier.to_job());
+        }
         let old = self.row(id).await?;
         let state = old.job_state();
         if !matches!(state, JobState::Failed | JobState::Cancelled) {
@@ -562,10 +568,17 @@ impl Engine {
             session_id: request.session_id.or(old.session_id),
             ..request
         };
-        let (job, _) = self
-            .queue_job(&ty, &request, Some(id), input, false)
-            .await?;
-        Ok(job)
+        match self.queue_job(&ty, &request, Some(id), input, false).await {
+            Ok((job, _)) => Ok(job),
+            // Another retry of the same job got in first: that one it is.
+            Err(EngineError::Store(StoreError::Database(err))) if matches!(&err, sqlx::Error::Database(db) if db.is_unique_violation()) => {
+                match self.inner.store.retry_of(id).await? {
+                    Some(earlier) => Ok(earlier.to_job()),
+                    None => Err(EngineError::Store(StoreError::Database(err))),
+                }
+            }
+            Err(err) => Err(err),
+        }
     }
 
     /// The running exclusive job, the queue in claim order, and every type's state.

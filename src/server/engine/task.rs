@@ -159,14 +159,28 @@ impl TaskContext {
     }
 
     /// Notes something that went wrong without failing the job (also a `warn` log line).
+    /// An attempt keeps its first [`WARNINGS_PER_JOB`] warnings; later ones are counted in the
+    /// last, so a task that warns about every record cannot make a job (and every event that
+    /// carries it) grow without end.
     pub fn warn(&self, warning: impl Into<String>) {
         let warning = warning.into();
         tracing::warn!(job = %self.job_id, sync_type = %self.sync_type, "{warning}");
         self.logs.push(LogLevel::Warn, warning.clone());
-        self.warnings
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(warning);
+        let mut warnings = self.warnings.lock().unwrap_or_else(|p| p.into_inner());
+        if warnings.len() < WARNINGS_PER_JOB {
+            warnings.push(warning);
+            return;
+        }
+        let more = match warnings.get(WARNINGS_PER_JOB) {
+            Some(last) => last
+                .split_whitespace()
+                .nth(1)
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0),
+            None => 0,
+        } + 1;
+        warnings.truncate(WARNINGS_PER_JOB);
+        warnings.push(format!("and {more} more warnings (see the job's log)"));
     }
 
     /// Saves where to resume from. Fails (fatally) when this worker no longer holds the job.
@@ -234,6 +248,9 @@ impl ProgressCell {
     }
 }
 
+/// Warnings a job keeps; the rest are counted.
+pub const WARNINGS_PER_JOB: usize = 100;
+
 /// Lines an attempt keeps in its log; the rest are counted.
 pub const LOG_LINES_PER_ATTEMPT: u32 = 1000;
 
@@ -266,6 +283,10 @@ impl LogBuffer {
     }
 
     pub(super) fn push(&self, level: LogLevel, mut message: String) {
+        // Postgres cannot store NUL in text: it is shown as the replacement character.
+        if message.contains('\0') {
+            message = message.replace('\0', "\u{FFFD}");
+        }
         if message.len() > LOG_LINE_BYTES {
             let mut cut = LOG_LINE_BYTES;
             while !message.is_char_boundary(cut) {
@@ -406,6 +427,11 @@ pub fn parse_records(input: &str) -> Result<Vec<(String, &RawValue)>, String> {
                 format!("record {i} has no usable `id` (a string or an integer is needed)")
             })?;
             let id = match keyed.id {
+                RecordId::Text(s) if s.contains('\0') => {
+                    return Err(format!(
+                        "record {i} has a NUL character in its `id`, which cannot be stored"
+                    ))
+                }
                 RecordId::Text(s) if !s.is_empty() => s,
                 RecordId::Text(_) => return Err(format!("record {i} has an empty `id`")),
                 RecordId::Number(n) => n.to_string(),

@@ -24,6 +24,9 @@ pub enum ApiError {
     /// 404: nothing at this path or with this id.
     #[error("{0}")]
     NotFound(String),
+    /// 405: the path exists, the method does not.
+    #[error("{0}")]
+    MethodNotAllowed(String),
     /// 409: the thing is not in a state that allows this (cancel a finished job, retry a
     /// running one).
     #[error("{0}")]
@@ -46,6 +49,14 @@ pub enum ApiError {
     /// 413: the body is larger than `body_limit`.
     #[error("the request body is larger than the {0} bytes this server accepts")]
     PayloadTooLarge(usize),
+    /// 429: the caller sent more than its limit; it may try again after `retry_after`.
+    #[error("{message}")]
+    TooManyRequests {
+        /// What was too much, and when to try again.
+        message: String,
+        /// When it may try again.
+        retry_after: std::time::Duration,
+    },
     /// 503: a dependency (the database) is not reachable, or the server is stopping.
     #[error("{message}")]
     Unavailable {
@@ -78,11 +89,15 @@ impl ApiError {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::SessionOpen { .. } => (StatusCode::CONFLICT, "session_open"),
             ApiError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
             ApiError::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "timeout"),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::TooManyRequests { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "too_many_requests")
+            }
             ApiError::Unavailable { code, .. } => (StatusCode::SERVICE_UNAVAILABLE, code),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -112,10 +127,17 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        let retry_after = match (&self, status) {
+            (ApiError::TooManyRequests { retry_after, .. }, _) => {
+                Some(retry_after.as_secs().max(1))
+            }
+            (_, StatusCode::SERVICE_UNAVAILABLE) => Some(5),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
         }
         response
     }

@@ -6,10 +6,13 @@ use std::{convert::Infallible, sync::Arc};
 use axum::{
     extract::{rejection::QueryRejection, Query, State},
     http::HeaderMap,
-    response::sse::{Event, KeepAlive, Sse},
+    response::{
+        sse::{Event, KeepAlive, Sse},
+        IntoResponse,
+    },
     Json,
 };
-use futures::{stream, Stream, StreamExt};
+use futures::{stream, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
 use tokio_stream::wrappers::{errors::BroadcastStreamRecvError, BroadcastStream};
@@ -57,19 +60,31 @@ pub async fn events(
     State(state): State<AppState>,
     headers: HeaderMap,
     query: Result<Query<AfterQuery>, QueryRejection>,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     let after = after_query(query)?;
+    // One slot per open stream; the slot goes back when the stream ends.
+    let Ok(slot) = state.sse_slots.clone().try_acquire_owned() else {
+        return Err(ApiError::Unavailable {
+            code: "too_many_streams",
+            message: format!(
+                "this server already streams live events to {} clients (sse_max_clients); \
+                 poll GET /api/events/poll instead, or try again later",
+                state.config.sse_max_clients
+            ),
+        });
+    };
+    let replay = state.config.sse_replay_limit;
     let header_id = headers
         .get("last-event-id")
         .map(|v| v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()));
     let mut subscription = match header_id {
-        Some(Some(id)) => state.events.subscribe(Some(id)),
+        Some(Some(id)) => state.events.subscribe_replaying(Some(id), replay),
         // A Last-Event-ID we cannot read: we cannot know what the client missed.
         Some(None) => Subscription {
             resync: true,
             ..state.events.subscribe(None)
         },
-        None => state.events.subscribe(after),
+        None => state.events.subscribe_replaying(after, replay),
     };
     let resync = std::mem::take(&mut subscription.resync);
     let head = resync
@@ -86,9 +101,17 @@ pub async fn events(
     });
     let stream = stream::iter(head)
         .chain(live)
-        .map(Ok)
+        .map(move |event| {
+            let _slot = &slot;
+            Ok::<_, Infallible>(event)
+        })
         .take_until(state.shutdown.clone().cancelled_owned());
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(state.config.sse_keep_alive)))
+    let sse = Sse::new(stream).keep_alive(KeepAlive::new().interval(state.config.sse_keep_alive));
+    // A reverse proxy must pass events on as they come (nginx buffers otherwise).
+    Ok((
+        [("x-accel-buffering", "no"), ("cache-control", "no-cache")],
+        sse,
+    ))
 }
 
 fn sse_event(event: &Arc<LiveEvent>) -> Event {

@@ -40,6 +40,13 @@ pub fn triggered_by(value: Option<String>) -> Result<Option<String>, ApiError> {
         Some(v) if v.chars().count() > 200 => Err(ApiError::Unprocessable(
             "`triggered_by` is longer than 200 characters".into(),
         )),
+        // NUL cannot be stored in Postgres, and control characters have no business in a name
+        // shown on every page.
+        Some(v) if v.chars().any(char::is_control) => Err(ApiError::Unprocessable(
+            "`triggered_by` must not contain control characters (such as NUL, a line break or \
+             an escape)"
+                .into(),
+        )),
         Some(v) if v.is_empty() => Ok(None),
         other => Ok(other),
     }

@@ -17,6 +17,7 @@ use uuid::Uuid;
 use super::{
     error::ApiError,
     extract::{job_id, json_body, limit, triggered_by},
+    limit::{caller, Peer},
 };
 use crate::model::{Job, JobState, SyncStatus};
 use crate::server::{engine::Origin, state::AppState, store::JobFilter};
@@ -194,9 +195,11 @@ struct SubmitBody {
 /// `POST /api/jobs {sync_type, records?, triggered_by?}` → 202 `{job_id, state, deduplicated}`.
 async fn submit_job(
     State(state): State<AppState>,
+    peer: Peer,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
+    state.limiter.check(&caller(&peer), "records pushes")?;
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::Unprocessable(
             "the body must be a JSON object with at least `sync_type`".into(),

@@ -9,6 +9,8 @@ pub mod events;
 pub mod extract;
 pub mod guard;
 pub mod jobs;
+pub mod limit;
+pub mod serve;
 pub mod sessions;
 
 use std::time::Duration;
@@ -62,7 +64,9 @@ pub fn router(state: AppState) -> Router {
             state.config.request_timeout,
         ))
         .layer(middleware::from_fn(guard::guard_mutations))
-        .layer(RequestBodyLimitLayer::new(state.config.body_limit));
+        .layer(RequestBodyLimitLayer::new(state.config.body_limit))
+        // axum's own cap on the bodies its extractors read (2 MiB unless told) is ours.
+        .layer(axum::extract::DefaultBodyLimit::max(state.config.body_limit));
 
     Router::new()
         .route("/healthz", get(healthz))
@@ -152,7 +156,9 @@ async fn server_fn_status(response: Response) -> Response {
 
 /// Turns the plain-text 408 and 413 that tower-http layers produce into the API's JSON errors.
 async fn json_errors(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let server_fn = request.uri().path().starts_with("/api/fn/");
+    let path = request.uri().path();
+    let server_fn = path.starts_with("/api/fn/");
+    let api = path.starts_with("/api/");
     let response = next.run(request).await;
     if server_fn && response.status() == StatusCode::INTERNAL_SERVER_ERROR {
         return server_fn_status(response).await;
@@ -170,6 +176,22 @@ async fn json_errors(State(state): State<AppState>, request: Request, next: Next
         }
         StatusCode::REQUEST_TIMEOUT => {
             ApiError::Timeout(state.config.request_timeout).into_response()
+        }
+        // axum's own refusals (a path or query that does not parse, a wrong method) are plain
+        // text; on the API they are JSON like every other error, with axum's words.
+        status if api && status.is_client_error() => {
+            let (_, body) = response.into_parts();
+            let text = axum::body::to_bytes(body, 8 * 1024)
+                .await
+                .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+                .unwrap_or_default();
+            match status {
+                StatusCode::NOT_FOUND => ApiError::NotFound(text),
+                StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed(text),
+                StatusCode::UNPROCESSABLE_ENTITY => ApiError::Unprocessable(text),
+                _ => ApiError::BadRequest(text),
+            }
+            .into_response()
         }
         _ => response,
     }

@@ -15,6 +15,7 @@ use serde_json::json;
 use super::{
     error::ApiError,
     extract::{json_body, limit, session_id, step_number, triggered_by},
+    limit::{caller, Peer},
 };
 use crate::model::SessionView;
 use crate::server::{engine::Origin, state::AppState, workflows::view::TIMELINE_PAGE};
@@ -42,9 +43,11 @@ struct StartBody {
 /// `POST /api/sessions {workflow, triggered_by?}` → 202 `{session_id}`.
 async fn start(
     State(state): State<AppState>,
+    peer: Peer,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
+    state.limiter.check(&caller(&peer), "session starts")?;
     let body: StartBody = json_body(&headers, &body)?;
     let workflow = body
         .workflow

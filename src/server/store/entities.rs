@@ -253,6 +253,32 @@ impl Store {
             .collect())
     }
 
+    /// Live records of `entity` that Postgres cannot read as JSON (they hold `\u0000`), which an
+    /// export filtered by a field skips; always 0 on SQLite, which reads them.
+    pub async fn unreadable_records(&self, entity: &str) -> Result<u64, StoreError> {
+        let Store::Postgres(pools) = self else {
+            return Ok(0);
+        };
+        let n: i64 = sqlx::query_scalar(
+            "select count(*) from entity_records where entity = $1 and removed_at is null \
+             and data ~ $2",
+        )
+        .bind(entity)
+        .bind(ESCAPED_NUL)
+        .fetch_one(&pools.main)
+        .await?;
+        Ok(n.max(0) as u64)
+    }
+
+    /// How many live records `entity` has.
+    pub async fn count_live(&self, entity: &str) -> Result<u64, StoreError> {
+        let sql = "select count(*) from entity_records where entity = $1 and removed_at is null";
+        let n: i64 = on_pool!(read self, pool => {
+            sqlx::query_scalar(sql).bind(entity).fetch_one(pool).await?
+        });
+        Ok(n.max(0) as u64)
+    }
+
     /// Every live record of `entity` as `(key, data)`, in key order.
     pub async fn live_records(&self, entity: &str) -> Result<Vec<(String, String)>, StoreError> {
         let sql = "select key, data from entity_records where entity = $1 \
@@ -504,6 +530,10 @@ fn push_key_in<'a, DB: KeyIn>(query: &mut sqlx::QueryBuilder<'a, DB>, keys: &[&'
     DB::push_key_in(query, keys);
 }
 
+/// A regular expression for JSON text that holds an escaped NUL (`\u0000` after an even number
+/// of backslashes, so not an escaped backslash followed by `u0000`).
+const ESCAPED_NUL: &str = r"(^|[^\\])(\\\\)*\\u0000";
+
 /// Adds the export's `only = { field, value }` filter (the field name is checked to be a plain
 /// identifier when the configuration is read).
 fn push_only<'a, DB: sqlx::Database>(
@@ -527,11 +557,17 @@ fn push_only<'a, DB: sqlx::Database>(
                 .push(") = ")
                 .push_bind(value);
         }
+        // Postgres' jsonb refuses a record holding `\u0000` (and with it the whole statement),
+        // so such a record is never read as jsonb: it does not match, and the export says so.
         super::Backend::Postgres => {
             query
-                .push(" and jsonb_typeof(r.data::jsonb -> ")
+                .push(" and jsonb_typeof(case when r.data ~ ")
+                .push_bind(ESCAPED_NUL)
+                .push(" then null else r.data::jsonb end -> ")
                 .push_bind(field)
-                .push(") = 'string' and (r.data::jsonb ->> ")
+                .push(") = 'string' and (case when r.data ~ ")
+                .push_bind(ESCAPED_NUL)
+                .push(" then null else r.data::jsonb end ->> ")
                 .push_bind(field)
                 .push(") = ")
                 .push_bind(value);

@@ -297,6 +297,14 @@ impl Store {
         }))
     }
 
+    /// The job that retries job `id`, if it was retried.
+    pub async fn retry_of(&self, id: Uuid) -> Result<Option<JobRow>, StoreError> {
+        let sql = format!("select {JOB_COLUMNS} from jobs where retry_of = $1");
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as::<_, JobRow>(&sql).bind(id).fetch_optional(pool).await?
+        }))
+    }
+
     /// What the job's task reads, if it was given anything.
     pub async fn job_input(&self, id: Uuid) -> Result<Option<String>, StoreError> {
         let sql = "select input from job_inputs where job_id = $1";
