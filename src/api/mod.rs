@@ -102,10 +102,13 @@ pub async fn list_jobs(
                 .ok_or_else(|| UiError::BadRequest(format!("`{name}` is not a job state")))?,
         ),
     };
+    let text = |name: &str, value: String| {
+        crate::server::http::extract::filter(name, Some(value)).map_err(UiError::from)
+    };
     let filter = JobFilter {
         state: job_state,
-        sync_type: nonempty(sync_type),
-        q: nonempty(q),
+        sync_type: text("sync_type", sync_type)?,
+        q: text("q", q)?,
         before: None,
         limit: limit.clamp(1, 500),
     };

@@ -4,6 +4,7 @@ mod data;
 mod event;
 mod job;
 mod session;
+pub mod text;
 
 pub use data::{ChangeCounts, ChangeKind, EntityChange, JobLogLine, LogLevel};
 

@@ -9,7 +9,10 @@ pub mod engine;
 pub mod events;
 pub mod http;
 pub mod instance;
+#[cfg(test)]
+mod layers;
 pub mod lifecycle;
+pub mod limit;
 pub mod shutdown;
 pub mod startup;
 pub mod state;

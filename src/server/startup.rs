@@ -115,8 +115,8 @@ impl Application {
             runs: 20,
             every: config.retention_interval,
         });
-        let sse_slots = Arc::new(tokio::sync::Semaphore::new(config.sse_max_clients));
-        let limiter = Arc::new(http::limit::CallerLimit::per_minute(config.rate_limit));
+        let sse_slots = Arc::new(tokio::sync::Semaphore::new(config.sse_clients()));
+        let limiter = Arc::new(super::limit::CallerLimit::per_minute(config.rate_limit));
         let state = AppState {
             sse_slots,
             limiter,

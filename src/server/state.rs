@@ -36,7 +36,7 @@ pub struct AppState {
     /// One slot per open live-event stream (`sse_max_clients`).
     pub sse_slots: Arc<tokio::sync::Semaphore>,
     /// Records pushes and session starts per caller (`rate_limit` a minute).
-    pub limiter: Arc<super::http::limit::CallerLimit>,
+    pub limiter: Arc<super::limit::CallerLimit>,
 }
 
 impl FromRef<AppState> for LeptosOptions {

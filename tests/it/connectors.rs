@@ -1580,7 +1580,8 @@ both_backends!(
             vec![Reply::Json(json!({ "data": [
                 {"id": "o1", "status": "ready", "note": "a\u{0}b"},
                 {"id": "o2", "status": "ready", "note": "=HYPERLINK(\"http://x\",\"y\")"},
-                {"id": "o3", "status": "ready", "note": "-1+1"},
+                {"id": "o3", "status": "ready", "note": "-1+1", "total": -5},
+                {"id": "o4", "status": "ready", "note": "-2.50", "total": 7},
             ] }))],
         );
         let conn = connection(&server.start().await, |_| {});
@@ -1597,7 +1598,7 @@ both_backends!(
             batch: 10,
             target: ExportTarget::Csv {
                 dir: outbox.path().to_path_buf(),
-                columns: vec!["id".into(), "note".into()],
+                columns: vec!["id".into(), "note".into(), "total".into()],
                 formulas: false,
             },
         };
@@ -1609,8 +1610,20 @@ both_backends!(
             ],
         );
         assert_eq!(run_sync(&engine, "orders").await.state, JobState::Completed);
+        // What a killed export left behind an hour ago is cleared by the next one.
+        let stray = outbox
+            .path()
+            .join(".orders-20200101T000000-0123456789ab-001.csv.partial");
+        std::fs::write(&stray, "id,note\n").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&stray)
+            .unwrap()
+            .set_modified(std::time::SystemTime::now() - Duration::from_secs(7200))
+            .unwrap();
         let job = run_sync(&engine, "out").await;
         assert_eq!(job.state, JobState::Completed, "{job:?}");
+        assert!(!stray.exists(), "an old partial file is removed");
         let files: Vec<_> = std::fs::read_dir(outbox.path())
             .unwrap()
             .map(|e| e.unwrap().path())
@@ -1623,11 +1636,14 @@ both_backends!(
         // A cell that a spreadsheet would run as a formula is written as text.
         assert!(text.contains("'=HYPERLINK"), "{text}");
         assert!(text.contains("'-1+1"), "{text}");
+        // Numbers stay numbers: a negative amount is not a formula.
+        assert!(text.contains("o3,'-1+1,-5"), "{text}");
+        assert!(text.contains("o4,-2.50,7"), "{text}");
         match db {
             crate::helpers::TestDb::Postgres { .. } => {
                 assert_eq!(
                     job.result.unwrap()["exported"],
-                    2,
+                    3,
                     "the NUL record is skipped"
                 );
                 assert!(
@@ -1637,9 +1653,136 @@ both_backends!(
                 );
             }
             crate::helpers::TestDb::Sqlite(_) => {
-                assert_eq!(job.result.unwrap()["exported"], 3)
+                assert_eq!(job.result.unwrap()["exported"], 4)
             }
         }
         stop.cancel();
     }
 );
+
+both_backends!(
+    nul_in_an_answer_s_message_or_a_command_s_error_ends_the_job_normally,
+    |db| {
+        let store = db.store().await;
+        let addr = serve(Router::new().route(
+            "/collect",
+            post(|| async {
+                Json(json!({
+                    "processed": 1,
+                    "message": "half\u{0}way",
+                    "warnings": ["w\u{0}1", "x".repeat(100_000)],
+                }))
+            }),
+        ))
+        .await;
+        let conn = connection(&format!("http://{addr}"), |_| {});
+        let call = HttpCallConfig {
+            connection: "test".into(),
+            path: "/collect".into(),
+            body: None,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let failing = script(
+            dir.path(),
+            "fail.sh",
+            "printf 'PROGRESS 1/2 a\\000b\\n'\nprintf 'broken\\000pipe\\n' >&2\nexit 3\n",
+        );
+        let (engine, _events, stop) = start_engine(
+            &store,
+            vec![
+                typed("collect", Arc::new(HttpCallTask::new(call, conn)), 1),
+                typed("fail", Arc::new(CommandTask::new(failing, vec![])), 1),
+            ],
+        );
+        let job = run_sync(&engine, "collect").await;
+        assert_eq!(job.state, JobState::Completed, "{job:?}");
+        assert_eq!(job.attempt, 1, "{job:?}");
+        let message = job.message.clone().unwrap_or_default();
+        assert!(message.contains("half\u{fffd}way"), "{message}");
+        assert!(
+            job.warnings.iter().any(|w| w == "w\u{fffd}1"),
+            "{:?}",
+            job.warnings
+        );
+        // A warning is a sentence, not a document: long ones are cut.
+        assert!(
+            job.warnings.iter().all(|w| w.chars().count() <= 1001),
+            "{:?}",
+            job.warnings.iter().map(|w| w.len()).collect::<Vec<_>>()
+        );
+        let job = run_sync(&engine, "fail").await;
+        assert_eq!((job.state, job.attempt), (JobState::Failed, 1), "{job:?}");
+        let error = job.error.clone().unwrap_or_default();
+        assert!(error.contains("broken\u{fffd}pipe"), "{error}");
+        stop.cancel();
+    }
+);
+
+#[tokio::test]
+async fn secrets_in_a_query_or_echoed_at_the_cut_never_show() {
+    let db = TestDb::sqlite();
+    let store = db.store().await;
+    let server = Scripted::default();
+    // The answer echoes the token so that it straddles the 300 characters kept of it.
+    server.page(
+        1,
+        vec![Reply::Raw(
+            StatusCode::FORBIDDEN,
+            vec![],
+            format!("{}s3cr3t-token and more", "x".repeat(292)),
+        )],
+    );
+    let base = server.start().await;
+    let conn = connection(&base, |c| {
+        c.auth = Some(AuthConfig {
+            env: "TEST_SECRET".into(),
+            header: "Authorization".into(),
+            prefix: "Bearer ".into(),
+        });
+    });
+    let mut config = item_pull(3);
+    config.query.insert("api_key".into(), "hunter2-key".into());
+    let (engine, _events, stop) = start_engine(
+        &store,
+        vec![typed("items", Arc::new(HttpPullTask::new(config, conn)), 1)],
+    );
+    let job = run_sync(&engine, "items").await;
+    let error = job.error.clone().unwrap();
+    assert!(error.contains("api_key=***"), "{error}");
+    assert!(!error.contains("hunter2"), "{error}");
+    assert!(!error.contains("s3cr"), "{error}");
+    let logs = logs_of(&engine, &job).await;
+    assert!(
+        logs.iter()
+            .all(|l| !l.message.contains("hunter2") && !l.message.contains("s3cr")),
+        "{logs:?}"
+    );
+    // A connection's Debug (what a panic or a log of it would print) hides its user info.
+    let with_user = connection("http://robot:pa55word@127.0.0.1:9/api", |_| {});
+    assert!(!format!("{with_user:?}").contains("pa55word"));
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn a_source_that_ignores_the_page_number_stops_the_pull() {
+    let db = TestDb::sqlite();
+    let store = db.store().await;
+    // Whatever page is asked for, the same full page comes back.
+    let addr = serve(Router::new().route(
+        "/items",
+        axum::routing::get(|| async {
+            Json(json!({ "data": [{"id": "i1"}, {"id": "i2"}, {"id": "i3"}] }))
+        }),
+    ))
+    .await;
+    let conn = connection(&format!("http://{addr}"), |_| {});
+    let task = Arc::new(HttpPullTask::new(item_pull(3), conn));
+    let (engine, _events, stop) = start_engine(&store, vec![typed("items", task, 1)]);
+    let job = tokio::time::timeout(Duration::from_secs(20), run_sync(&engine, "items"))
+        .await
+        .expect("the pull stopped instead of paging for ever");
+    assert_eq!(job.state, JobState::Failed, "{job:?}");
+    let error = job.error.clone().unwrap();
+    assert!(error.contains("the same records as page 1"), "{error}");
+    stop.cancel();
+}

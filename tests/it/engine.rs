@@ -1061,3 +1061,49 @@ both_backends!(
         assert_eq!(names, ["sh_c"]);
     }
 );
+
+#[tokio::test]
+async fn a_database_error_reading_a_job_s_input_is_not_shown_in_its_error() {
+    let db = crate::helpers::TestDb::sqlite();
+    let store = db.store().await;
+    let events = EventBus::new(64);
+    let built_in = baton::server::catalog::default_sync_types();
+    let types =
+        vec![
+            baton::server::catalog::build("records", &built_in["records"], &Default::default())
+                .unwrap(),
+        ];
+    let engine = engine(&store, &events, settings(), types);
+    let (job, _) = engine
+        .submit("records", Some(r#"[{"id": 1}]"#), request())
+        .await
+        .unwrap();
+    // The input's table is gone (a broken restore, say): reading it fails in the driver.
+    let baton::server::store::Store::Sqlite(pools) = &store else {
+        unreachable!()
+    };
+    sqlx::query("alter table job_inputs rename to job_inputs_elsewhere")
+        .execute(&pools.write)
+        .await
+        .unwrap();
+    let running = start(&engine);
+    let job = crate::helpers::eventually(Duration::from_secs(10), || {
+        let engine = engine.clone();
+        let id = id(&job);
+        async move {
+            let job = engine.job(id).await.map_err(|e| e.to_string())?;
+            job.error
+                .clone()
+                .ok_or("no error yet".to_string())
+                .map(|_| job)
+        }
+    })
+    .await;
+    let error = job.error.unwrap();
+    assert!(error.contains("could not read the job's input"), "{error}");
+    assert!(
+        !error.contains("job_inputs") && !error.contains("no such table"),
+        "{error}"
+    );
+    running.shutdown().await;
+}

@@ -292,6 +292,24 @@ impl TestApp {
         (status, response.json().await.unwrap_or_default())
     }
 
+    /// Calls server function `endpoint` as a page does (a form post): the status and the JSON
+    /// answer.
+    pub async fn server_fn(
+        &self,
+        endpoint: &str,
+        form: &[(&str, &str)],
+    ) -> (u16, serde_json::Value) {
+        let response = self
+            .client
+            .post(self.url(&format!("/api/fn/{endpoint}")))
+            .form(form)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or_default())
+    }
+
     /// Cancels the root token, as SIGTERM does, waits for `run` to return Ok, and hands back the
     /// database so the test can look at what shutdown left in it.
     pub async fn shutdown(self) -> TestDb {

@@ -311,28 +311,11 @@ async fn the_request_timeout_does_not_cut_an_open_event_stream() {
     );
 }
 
-/// `POST /api/fn/<endpoint>` with form fields, as the pages call server functions.
-async fn server_fn(
-    app: &crate::helpers::TestApp,
-    endpoint: &str,
-    form: &[(&str, &str)],
-) -> (u16, Value) {
-    let response = app
-        .client
-        .post(app.url(&format!("/api/fn/{endpoint}")))
-        .form(form)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or_default())
-}
-
 #[tokio::test]
 async fn server_functions_answer_typed_errors_with_the_api_s_status_and_shape() {
     let app = spawn_app(TestDb::sqlite()).await;
     // A malformed id: 400, as the JSON API says it.
-    let (status, body) = server_fn(&app, "cancel_job", &[("id", "not-a-uuid")]).await;
+    let (status, body) = app.server_fn("cancel_job", &[("id", "not-a-uuid")]).await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"], "bad_request");
     assert!(
@@ -340,14 +323,18 @@ async fn server_functions_answer_typed_errors_with_the_api_s_status_and_shape() 
         "{body}"
     );
     // An unknown workflow: 404, which the Daily sync page turns into its setup hint.
-    let (status, body) = server_fn(&app, "workflow_overview", &[("workflow", "nope")]).await;
+    let (status, body) = app
+        .server_fn("workflow_overview", &[("workflow", "nope")])
+        .await;
     assert_eq!(
         (status, body["error"].as_str()),
         (404, Some("not_found")),
         "{body}"
     );
     // An unknown sync type: 404 listing the known ones.
-    let (status, body) = server_fn(&app, "run_sync", &[("sync_type", "teleport")]).await;
+    let (status, body) = app
+        .server_fn("run_sync", &[("sync_type", "teleport")])
+        .await;
     assert_eq!(status, 404, "{body}");
     assert!(
         body["message"].as_str().unwrap().contains("orders"),
@@ -366,14 +353,16 @@ async fn server_functions_answer_typed_errors_with_the_api_s_status_and_shape() 
         .await
         .unwrap();
     crate::helpers::job_finished(&app.state.engine, &job.id).await;
-    let (status, body) = server_fn(&app, "cancel_job", &[("id", job.id.as_str())]).await;
+    let (status, body) = app
+        .server_fn("cancel_job", &[("id", job.id.as_str())])
+        .await;
     assert_eq!(
         (status, body["error"].as_str()),
         (409, Some("conflict")),
         "{body}"
     );
     // An argument that is not there: 400, not a 500.
-    let (status, body) = server_fn(&app, "press_gate", &[("session_id", "x")]).await;
+    let (status, body) = app.server_fn("press_gate", &[("session_id", "x")]).await;
     assert_eq!(status, 400, "{body}");
     // The page that reads through one of them still renders with 200.
     assert_eq!(app.get("/").await.status(), 200);

@@ -207,7 +207,7 @@ async fn last_event_id_0_with_a_full_buffer_is_a_resync_not_the_whole_history() 
 
 #[tokio::test]
 async fn live_streams_beyond_the_cap_get_503_and_a_freed_slot_is_taken_again() {
-    let app = spawn_app_with(TestDb::sqlite(), |config| config.sse_max_clients = 2).await;
+    let app = spawn_app_with(TestDb::sqlite(), |config| config.sse_max_clients = Some(2)).await;
     let open = || app.client.get(app.url("/api/events")).send();
     let (a, b) = (open().await.unwrap(), open().await.unwrap());
     assert_eq!((a.status().as_u16(), b.status().as_u16()), (200, 200));
@@ -320,4 +320,114 @@ async fn connections_past_the_cap_wait_until_one_ends() {
         .unwrap()
         .unwrap();
     assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn silent_connections_are_closed_after_the_header_timeout_and_free_their_slots() {
+    let app = spawn_app_with(TestDb::sqlite(), |config| {
+        config.max_http_connections = 2;
+        config.header_read_timeout = Duration::from_millis(500);
+    })
+    .await;
+    // Two sockets that connect and send nothing, and one that sends only the start of the
+    // HTTP/2 preface: none may hold a slot for ever.
+    let mut silent = [connect(&app).await, connect(&app).await];
+    let mut preface = connect(&app).await;
+    preface.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(5), reqwest::get(app.url("/healthz")))
+        .await
+        .expect("/healthz answered once the silent connections were closed")
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    for (i, socket) in silent
+        .iter_mut()
+        .chain(std::iter::once(&mut preface))
+        .enumerate()
+    {
+        let mut buffer = [0u8; 64];
+        let n = tokio::time::timeout(Duration::from_secs(3), socket.read(&mut buffer))
+            .await
+            .unwrap_or_else(|_| panic!("the server closed silent connection {i}"))
+            .unwrap_or(0);
+        let said = String::from_utf8_lossy(&buffer[..n]).to_string();
+        // Closed, or answered 408 (no head in time) or 400 (the preface is no HTTP/1.1).
+        assert!(n == 0 || said.starts_with("HTTP/1.1 4"), "{said}");
+    }
+}
+
+both_backends!(nul_in_a_read_filter_is_a_400_never_a_500, |db| {
+    let app = spawn_app(db).await;
+    for path in [
+        "/api/jobs?q=a%00b",
+        "/api/jobs?sync_type=%00",
+        "/api/changes?entity=orders%00",
+        "/api/jobs?q=%E2%80%AEevil",
+    ] {
+        let (status, body) = app.get_json_status(path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(
+            body["message"].as_str().unwrap().contains("control"),
+            "{path}: {body}"
+        );
+    }
+    let (status, body) = app
+        .server_fn(
+            "list_jobs",
+            &[
+                ("state", ""),
+                ("sync_type", ""),
+                ("q", "a\u{0}"),
+                ("limit", "10"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+});
+
+both_backends!(
+    bidi_and_format_characters_are_refused_in_names_and_record_ids,
+    |db| {
+        let app = spawn_app(db).await;
+        // A right-to-left override makes "gnp.exe" read as "exe.png" on every page.
+        let (status, body) = app
+            .post_json(
+                "/api/sync/customers",
+                Some(json!({ "triggered_by": "eve\u{202e}gnp.exe" })),
+            )
+            .await;
+        assert_eq!(status, 422, "{body}");
+        for id in ["a\u{1}b", "x\u{200b}y", "line\nbreak"] {
+            let (status, body) = app
+                .post_json(
+                    "/api/jobs",
+                    Some(json!({ "sync_type": "records", "records": [{ "id": id }] })),
+                )
+                .await;
+            assert_eq!(status, 422, "{id:?}: {body}");
+        }
+    }
+);
+
+#[tokio::test]
+async fn a_foreign_request_id_is_not_taken_as_is() {
+    let app = spawn_app(TestDb::sqlite()).await;
+    let response = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "x\u{7f}".repeat(300).replace('\u{7f}', "y"))
+        .send()
+        .await
+        .unwrap();
+    let id = response.headers()["x-request-id"].to_str().unwrap();
+    assert!(id.len() <= 64, "{id}");
+    // A short, plain id from a proxy is kept, so logs can be matched up.
+    let response = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "proxy-4711")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "proxy-4711");
 }

@@ -369,3 +369,48 @@ both_backends!(
         assert_eq!(runs, [3], "only the newest run's rows stay");
     }
 );
+
+both_backends!(
+    rows_of_processes_long_gone_are_pruned_and_running_ones_kept,
+    |db| {
+        let store = db.store().await;
+        let long_ago = Utc::now() - Duration::days(40);
+        let stopped_long_ago = InstanceRow {
+            started_at: long_ago,
+            heartbeat_at: long_ago,
+            stopped_at: Some(long_ago),
+            ..instance_row()
+        };
+        let died_long_ago = InstanceRow {
+            started_at: long_ago,
+            heartbeat_at: long_ago,
+            ..instance_row()
+        };
+        let stopped_yesterday = InstanceRow {
+            stopped_at: Some(Utc::now() - Duration::days(1)),
+            ..instance_row()
+        };
+        let running = instance_row();
+        for row in [
+            &stopped_long_ago,
+            &died_long_ago,
+            &stopped_yesterday,
+            &running,
+        ] {
+            store.register_instance(row).await.unwrap();
+        }
+        let pruned = store
+            .prune_instances(Utc::now() - Duration::days(30))
+            .await
+            .unwrap();
+        assert_eq!(pruned, 2);
+        assert!(store.instance(stopped_long_ago.id).await.unwrap().is_none());
+        assert!(store.instance(died_long_ago.id).await.unwrap().is_none());
+        assert!(store
+            .instance(stopped_yesterday.id)
+            .await
+            .unwrap()
+            .is_some());
+        assert!(store.instance(running.id).await.unwrap().is_some());
+    }
+);

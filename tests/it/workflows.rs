@@ -369,3 +369,18 @@ both_backends!(
         s.stop.cancel();
     }
 );
+
+both_backends!(retention_keeps_the_jobs_of_an_open_session, |db| {
+    let s = setup(db.store().await);
+    let id = s.workflows.start("gated", &request()).await.unwrap();
+    use StepStatus::*;
+    steps_become(&s.status, id, &[Completed, Waiting]).await;
+    // `keep = 0` for type `a`: every finished job of it may go, except the one an open
+    // session's step still counts on (a step waiting for its other jobs would never settle).
+    assert_eq!(s.store.prune_jobs("a", 0).await.unwrap(), 0);
+    assert_eq!(s.store.step_jobs(id, 1, 1).await.unwrap().len(), 2);
+    s.workflows.cancel(id).await.unwrap();
+    state_becomes(&s.store, id, "cancelled").await;
+    assert_eq!(s.store.prune_jobs("a", 0).await.unwrap(), 1);
+    s.stop.cancel();
+});

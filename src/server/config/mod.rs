@@ -85,7 +85,8 @@ pub struct Config {
     #[serde(with = "humantime_serde")]
     pub header_read_timeout: Duration,
     /// Live-event streams (`/api/events`) open at once; more get 503 (and the page polls).
-    pub sse_max_clients: usize,
+    /// Unset: three quarters of `max_http_connections`, so requests always find a connection.
+    pub sse_max_clients: Option<usize>,
     /// Most missed events replayed to a reconnecting stream; a longer gap is a resync.
     pub sse_replay_limit: usize,
     /// Records pushes and session starts one caller may make per minute (0: no limit).
@@ -177,7 +178,7 @@ impl Default for Config {
             body_limit: 16 * 1024 * 1024,
             max_http_connections: 1024,
             header_read_timeout: Duration::from_secs(15),
-            sse_max_clients: 10_000,
+            sse_max_clients: None,
             sse_replay_limit: 256,
             rate_limit: 120,
             heartbeat_interval: Duration::from_secs(10),
@@ -361,6 +362,14 @@ impl Config {
             .collect()
     }
 
+    /// Live-event streams served at once: `sse_max_clients`, or three quarters of the
+    /// connections.
+    pub fn sse_clients(&self) -> usize {
+        self.sse_max_clients
+            .unwrap_or(self.max_http_connections * 3 / 4)
+            .max(1)
+    }
+
     /// The database this process uses.
     pub fn database_target(&self) -> Result<DatabaseTarget, ConfigError> {
         match self.database_url.as_deref().map(str::trim) {
@@ -426,7 +435,7 @@ impl fmt::Debug for Config {
             .field("body_limit", &self.body_limit)
             .field("max_http_connections", &self.max_http_connections)
             .field("header_read_timeout", &self.header_read_timeout)
-            .field("sse_max_clients", &self.sse_max_clients)
+            .field("sse_max_clients", &self.sse_clients())
             .field("sse_replay_limit", &self.sse_replay_limit)
             .field("rate_limit", &self.rate_limit)
             .field("heartbeat_interval", &self.heartbeat_interval)
@@ -554,6 +563,33 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("BATON_LOG"), "{err}");
+    }
+
+    #[test]
+    fn live_streams_leave_connections_for_requests() {
+        // By default a quarter of the connections is kept for pages and requests.
+        let config = Config::load_from(None, &Overrides::default(), env(&[])).unwrap();
+        assert_eq!(config.sse_clients(), 768);
+        let config = Config::load_from(
+            None,
+            &Overrides::default(),
+            env(&[("MAX_HTTP_CONNECTIONS", "100")]),
+        )
+        .unwrap();
+        assert_eq!(config.sse_clients(), 75);
+        // Streams may not take every connection: then no request could get the 503 that
+        // starts a page's polling.
+        let err = Config::load_from(
+            None,
+            &Overrides::default(),
+            env(&[("MAX_HTTP_CONNECTIONS", "100"), ("SSE_MAX_CLIENTS", "100")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("sse_max_clients") && err.contains("max_http_connections"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -34,8 +34,20 @@ impl Config {
                 "must be at least 100ms, e.g. \"15s\"",
             );
         }
-        if self.sse_max_clients == 0 {
+        if self.sse_max_clients == Some(0) {
             return out_of_range("sse_max_clients", "must be at least 1");
+        }
+        if let Some(streams) = self.sse_max_clients {
+            if streams >= self.max_http_connections {
+                return out_of_range(
+                    "sse_max_clients",
+                    &format!(
+                        "must be below max_http_connections ({}): live streams that take every \
+                         connection leave none for pages and requests",
+                        self.max_http_connections
+                    ),
+                );
+            }
         }
         if self.event_buffer == 0 {
             return out_of_range("event_buffer", "must be at least 1");

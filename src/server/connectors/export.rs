@@ -67,12 +67,26 @@ pub enum ExportTarget {
     },
 }
 
-/// A cell as a spreadsheet may read it: one that would start a formula starts with `'`.
+/// A cell as a spreadsheet may read it: one that would start a formula starts with `'`. A plain
+/// number (`-5`, `+3.25`) is a number, not a formula, and stays as it is.
 pub fn neutralised(cell: String) -> String {
     match cell.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}"),
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') if !plain_number(&cell) => format!("'{cell}"),
         _ => cell,
     }
+}
+
+/// An optional sign, digits, and optionally a point and more digits.
+fn plain_number(cell: &str) -> bool {
+    let unsigned = cell.strip_prefix(['+', '-']).unwrap_or(cell);
+    let (whole, fraction) = match unsigned.split_once('.') {
+        Some((whole, fraction)) if !fraction.is_empty() => (whole, fraction),
+        Some(_) => return false,
+        None => (unsigned, ""),
+    };
+    !whole.is_empty()
+        && whole.bytes().all(|b| b.is_ascii_digit())
+        && fraction.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// A top-level JSON field name as the `only` filter takes it.
@@ -175,10 +189,13 @@ impl ExportTask {
                             .iter()
                             .map(|c| match data.get(c) {
                                 None | Some(Value::Null) => String::new(),
-                                Some(Value::String(s)) => s.clone(),
-                                Some(other) => other.to_string(),
+                                // A JSON number is a number, whatever its sign or exponent.
+                                Some(Value::Number(n)) => n.to_string(),
+                                Some(Value::String(s)) if *formulas => s.clone(),
+                                Some(Value::String(s)) => neutralised(s.clone()),
+                                Some(other) if *formulas => other.to_string(),
+                                Some(other) => neutralised(other.to_string()),
                             })
-                            .map(|cell| if *formulas { cell } else { neutralised(cell) })
                             .collect()
                     })
                     .collect();
@@ -219,7 +236,38 @@ fn write_csv(
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         file.sync_all()?;
     }
-    std::fs::rename(&temporary, dir.join(name))
+    std::fs::rename(&temporary, dir.join(name))?;
+    // The rename itself is durable only once the directory is.
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// How old an unfinished file must be before an export removes it: older than any export of
+/// one batch takes, so another export of the entity that is writing now keeps its file.
+const STALE_PARTIAL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Removes `.<entity>-….partial` files older than [`STALE_PARTIAL`] from `dir` (what a killed
+/// export left); returns how many.
+fn remove_stale_partials(dir: &std::path::Path, entity: &str) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let prefix = format!(".{entity}-");
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with(&prefix) && name.ends_with(".partial")
+        })
+        .filter(|e| {
+            e.metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > STALE_PARTIAL)
+        })
+        .filter(|e| std::fs::remove_file(e.path()).is_ok())
+        .count()
 }
 
 #[async_trait]
@@ -254,6 +302,20 @@ impl SyncTask for ExportTask {
             .map_err(store_error)?;
         let total = exported + ready;
         let entity = &self.config.entity;
+        if let ExportTarget::Csv { dir, .. } = &self.config.target {
+            let (dir, entity) = (dir.clone(), entity.clone());
+            let removed = tokio::task::spawn_blocking(move || remove_stale_partials(&dir, &entity))
+                .await
+                .unwrap_or(0);
+            if removed > 0 {
+                ctx.log(
+                    crate::model::LogLevel::Info,
+                    format!(
+                        "removed {removed} unfinished file(s) an earlier, interrupted export left"
+                    ),
+                );
+            }
+        }
         if self.config.only.is_some() {
             let unreadable = ctx
                 .store()

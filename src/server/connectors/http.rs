@@ -128,7 +128,12 @@ impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Connection")
             .field("name", &self.name)
-            .field("base", &self.base)
+            .field(
+                "base",
+                &Url::parse(&self.base)
+                    .map(|u| shown_url(&u))
+                    .unwrap_or_else(|_| "(not a URL)".into()),
+            )
             .field("auth", &self.auth.as_ref().map(|(h, _)| h))
             .finish_non_exhaustive()
     }
@@ -265,11 +270,18 @@ impl Connection {
     }
 
     /// Removes the secret from text that came from the other side (an error body may echo it).
+    /// The secret counts in its plain and its percent-encoded form (as a server that echoes a
+    /// URL or a form would write it).
     pub fn scrub(&self, text: &str) -> String {
-        match &self.secret {
-            Some(secret) if text.contains(secret.as_str()) => text.replace(secret.as_str(), "***"),
-            _ => text.to_string(),
+        let Some(secret) = self.secret.as_deref().filter(|s| !s.is_empty()) else {
+            return text.to_string();
+        };
+        let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+        let mut text = text.replace(secret, "***");
+        if encoded != secret {
+            text = text.replace(&encoded, "***");
         }
+        text
     }
 
     /// Sends a request and returns the response once it is 2xx. A timeout, a connection
@@ -317,7 +329,7 @@ impl Connection {
                 Ok(response) => {
                     let status = response.status();
                     let retry_after = retry_after(&response);
-                    let message = self.scrub(&error_message(response).await);
+                    let message = error_message(response, |text| self.scrub(text)).await;
                     let problem = format!("{method} {shown}: {status}{message}");
                     if status != StatusCode::TOO_MANY_REQUESTS && !status.is_server_error() {
                         return Err(TaskError::Fatal(problem));
@@ -382,12 +394,46 @@ fn proxy_of(name: &str, proxy: &str) -> Result<reqwest::Proxy, String> {
         .map_err(|e| format!("{key}: {e}"))
 }
 
-/// A URL as it may appear in logs and errors: without user name or password.
+/// A URL as it may appear in logs and errors: without user name or password, and with the
+/// values of query parameters whose names suggest a secret (`api_key`, `token`, `password`,
+/// `signature` …) shown as `***`.
 pub fn shown_url(url: &Url) -> String {
     let mut url = url.clone();
     let _ = url.set_username("");
     let _ = url.set_password(None);
+    if url.query_pairs().any(|(name, _)| secret_looking(&name)) {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(name, value)| {
+                let value = if secret_looking(&name) {
+                    "***".to_string()
+                } else {
+                    value.into_owned()
+                };
+                (name.into_owned(), value)
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
     url.to_string()
+}
+
+/// Whether a query parameter's name suggests that its value is a secret.
+fn secret_looking(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    [
+        "key",
+        "token",
+        "secret",
+        "pass",
+        "pwd",
+        "auth",
+        "sig",
+        "credential",
+        "session",
+    ]
+    .iter()
+    .any(|word| name.contains(word))
 }
 
 /// reqwest's error text without the URL it repeats (the caller names the URL).
@@ -418,7 +464,7 @@ fn retry_after(response: &reqwest::Response) -> Option<Duration> {
 
 /// The server's own words: `error` or `message` of a JSON body, or the start of the text;
 /// at most the first 64 KiB of the answer are read, and 300 characters kept.
-async fn error_message(mut response: reqwest::Response) -> String {
+async fn error_message(mut response: reqwest::Response, scrub: impl Fn(&str) -> String) -> String {
     let mut body = Vec::new();
     while body.len() < ERROR_BODY_BYTES {
         match response.chunk().await {
@@ -436,6 +482,8 @@ async fn error_message(mut response: reqwest::Response) -> String {
                 .find_map(|k| v.get(k).and_then(|m| m.as_str()).map(str::to_string))
         })
         .unwrap_or_else(|| text.trim().to_string());
+    // Scrubbed before it is cut, so no prefix of a secret survives at the cut.
+    let said = scrub(&said);
     let mut said: String = said.chars().take(ERROR_WORDS).collect();
     if said.chars().count() == ERROR_WORDS {
         said.push('…');

@@ -291,6 +291,10 @@ struct Checkpoint {
     /// The newest cursors asked for (cursor paging), to stop a source that sends one again.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     cursors: Vec<String>,
+    /// The keys of the last page, hashed (page and offset paging), to stop a source that
+    /// ignores the page it is asked for and answers the same page again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    page_keys: Option<u64>,
 }
 
 /// Cursors a checkpoint remembers to notice a loop.
@@ -655,6 +659,31 @@ impl SyncTask for HttpPullTask {
                 if next.cursors.len() > CURSORS_KEPT {
                     next.cursors.remove(0);
                 }
+            }
+            if matches!(
+                self.config.paging,
+                Paging::Page { .. } | Paging::Offset { .. }
+            ) && !records.is_empty()
+            {
+                let mut keys = xxhash_rust::xxh3::Xxh3::new();
+                for record in &records {
+                    keys.update(record.key.as_bytes());
+                    keys.update(b"\0");
+                }
+                let keys = keys.digest();
+                if at.page_keys == Some(keys) && next.next.is_some() {
+                    let param = match &self.config.paging {
+                        Paging::Page { param, .. } | Paging::Offset { param, .. } => param.as_str(),
+                        _ => "",
+                    };
+                    return Err(TaskError::Fatal(format!(
+                        "{where_}: the source answered the same records as page {}; it seems to \
+                         ignore the `{param}` parameter, and the pull stops rather than read the \
+                         same page for ever",
+                        at.pages
+                    )));
+                }
+                next.page_keys = Some(keys);
             }
             next.pages_done = next.next.is_none();
             next.done = next.pages_done && !full;

@@ -208,7 +208,7 @@ impl Engine {
                 Ok(input) => input,
                 Err(err) => {
                     // Not the task's fault: a retry, after the usual backoff.
-                    let error = format!("could not read the job's input: {err}");
+                    let error = super::task::database_error("could not read the job's input", err);
                     let fail = retryable(holder, error, &ty);
                     self.finish(row.id, before, fail, Outcome::default()).await;
                     return;

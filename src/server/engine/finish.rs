@@ -1,6 +1,7 @@
 //! The end of an attempt: the pure transition is applied and written compare-and-set by one
 //! batch writer, and what it means is announced on the bus.
 
+use crate::model::text::{job_text, JOB_TEXT_CHARS};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -18,7 +19,7 @@ use crate::{
 pub(super) fn fatal(holder: Holder, error: String) -> Transition {
     Transition::Fail {
         holder,
-        error,
+        error: job_text(error, JOB_TEXT_CHARS),
         retryable: false,
         backoff: chrono::Duration::zero(),
     }
@@ -28,7 +29,7 @@ pub(super) fn fatal(holder: Holder, error: String) -> Transition {
 pub(super) fn retryable(holder: Holder, error: String, ty: &SyncType) -> Transition {
     Transition::Fail {
         holder,
-        error,
+        error: job_text(error, JOB_TEXT_CHARS),
         retryable: true,
         backoff: chrono(ty.retry.backoff(holder.attempt, fastrand::f64())),
     }

@@ -7,6 +7,9 @@ use tokio_util::sync::CancellationToken;
 use super::Engine;
 use crate::model::EventKind;
 
+/// How long the row of a process that stopped (or died) is kept.
+const INSTANCE_KEEP: chrono::TimeDelta = chrono::TimeDelta::days(30);
+
 impl Engine {
     pub(super) async fn prune(self, shutdown: CancellationToken) {
         loop {
@@ -16,6 +19,10 @@ impl Engine {
                     Ok(n) => tracing::debug!(sync_type = %ty.name, pruned = n, "pruned old jobs"),
                     Err(err) => tracing::warn!(error = %err, "could not prune old jobs"),
                 }
+            }
+            let forgotten = chrono::Utc::now() - INSTANCE_KEEP;
+            if let Err(err) = self.inner.store.prune_instances(forgotten).await {
+                tracing::warn!(error = %err, "could not prune the rows of stopped processes");
             }
             tokio::select! {
                 _ = shutdown.cancelled() => break,

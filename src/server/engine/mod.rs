@@ -332,7 +332,8 @@ impl Engine {
         enabled(&ty)?;
         if ty.takes_records {
             return Err(EngineError::Invalid(format!(
-                "`{sync_type}` jobs carry records: POST /api/jobs with `sync_type` and `records`"
+                "`{sync_type}` jobs carry records, so they cannot be started without them; \
+                 submit a job of `{sync_type}` with its records instead"
             )));
         }
         self.queue_job(&ty, &request, None, None, true).await

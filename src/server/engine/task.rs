@@ -8,6 +8,7 @@
 //! returns [`TaskError::Interrupted`]. The engine decides what that means (cancelled, or pending
 //! again to resume).
 
+use crate::model::text::{job_text, JOB_TEXT_CHARS};
 use std::{
     sync::{Arc, Mutex},
     time::Duration,
@@ -68,11 +69,15 @@ impl TaskError {
     /// everyone who can read the job sees; the database's own text (table names, addresses) goes
     /// to the server's log only.
     pub fn database(what: &str, err: impl std::fmt::Display) -> Self {
-        tracing::warn!(error = %err, "{what}: database error");
-        TaskError::Retryable(format!(
-            "{what}: the database refused or did not answer (the details are in the server's log)"
-        ))
+        TaskError::Retryable(database_error(what, err))
     }
+}
+
+/// A database failure while doing `what`, in the words a job's error shows; the database's own
+/// text goes to the server's log only.
+pub fn database_error(what: &str, err: impl std::fmt::Display) -> String {
+    tracing::warn!(error = %err, "{what}: database error");
+    format!("{what}: the database refused or did not answer (the details are in the server's log)")
 }
 
 /// Everything a running task may use.
@@ -147,7 +152,7 @@ impl TaskContext {
             progress: percent,
             processed,
             total,
-            message: Some(message.into()),
+            message: Some(job_text(message.into(), JOB_TEXT_CHARS)),
         });
     }
 
@@ -163,7 +168,7 @@ impl TaskContext {
     /// last, so a task that warns about every record cannot make a job (and every event that
     /// carries it) grow without end.
     pub fn warn(&self, warning: impl Into<String>) {
-        let warning = warning.into();
+        let warning = job_text(warning.into(), JOB_TEXT_CHARS);
         tracing::warn!(job = %self.job_id, sync_type = %self.sync_type, "{warning}");
         self.logs.push(LogLevel::Warn, warning.clone());
         let mut warnings = self.warnings.lock().unwrap_or_else(|p| p.into_inner());
@@ -427,10 +432,17 @@ pub fn parse_records(input: &str) -> Result<Vec<(String, &RawValue)>, String> {
                 format!("record {i} has no usable `id` (a string or an integer is needed)")
             })?;
             let id = match keyed.id {
-                RecordId::Text(s) if s.contains('\0') => {
-                    return Err(format!(
-                        "record {i} has a NUL character in its `id`, which cannot be stored"
-                    ))
+                RecordId::Text(s) if crate::model::text::first_hidden(&s).is_some() => {
+                    let c = crate::model::text::first_hidden(&s).unwrap_or('\0');
+                    let what = if c == '\0' {
+                        "a NUL character, which cannot be stored".to_string()
+                    } else {
+                        format!(
+                            "the control or invisible character {}",
+                            crate::model::text::code_point(c)
+                        )
+                    };
+                    return Err(format!("record {i} has {what} in its `id`"));
                 }
                 RecordId::Text(s) if !s.is_empty() => s,
                 RecordId::Text(_) => return Err(format!("record {i} has an empty `id`")),

@@ -70,6 +70,15 @@ pub enum ApiError {
     Internal(#[from] StoreError),
 }
 
+impl From<crate::server::limit::Limited> for ApiError {
+    fn from(limited: crate::server::limit::Limited) -> Self {
+        ApiError::TooManyRequests {
+            message: limited.message,
+            retry_after: limited.retry_after,
+        }
+    }
+}
+
 /// The JSON body of every error response.
 #[derive(Debug, Serialize)]
 pub struct ErrorBody {

@@ -69,7 +69,7 @@ pub async fn events(
             message: format!(
                 "this server already streams live events to {} clients (sse_max_clients); \
                  poll GET /api/events/poll instead, or try again later",
-                state.config.sse_max_clients
+                state.config.sse_clients()
             ),
         });
     };

@@ -40,14 +40,36 @@ pub fn triggered_by(value: Option<String>) -> Result<Option<String>, ApiError> {
         Some(v) if v.chars().count() > 200 => Err(ApiError::Unprocessable(
             "`triggered_by` is longer than 200 characters".into(),
         )),
-        // NUL cannot be stored in Postgres, and control characters have no business in a name
-        // shown on every page.
-        Some(v) if v.chars().any(char::is_control) => Err(ApiError::Unprocessable(
-            "`triggered_by` must not contain control characters (such as NUL, a line break or \
-             an escape)"
-                .into(),
-        )),
+        // NUL cannot be stored in Postgres, and control or invisible characters have no business
+        // in a name shown on every page.
+        Some(v) if crate::model::text::first_hidden(&v).is_some() => {
+            Err(ApiError::Unprocessable(hidden_message("triggered_by", &v)))
+        }
         Some(v) if v.is_empty() => Ok(None),
+        other => Ok(other),
+    }
+}
+
+/// What is wrong with a name that holds a hidden character.
+fn hidden_message(name: &str, value: &str) -> String {
+    let c = crate::model::text::first_hidden(value).unwrap_or('\0');
+    format!(
+        "`{name}` must not contain control characters (such as NUL, a line break or an escape) \
+         or invisible formatting characters; it has {}",
+        crate::model::text::code_point(c)
+    )
+}
+
+/// A search or filter parameter: trimmed, empty meaning none; one with a control or invisible
+/// character is a 400 (no stored name holds one, and Postgres cannot even compare a NUL).
+pub fn filter(name: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
+    match value
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+    {
+        Some(v) if crate::model::text::first_hidden(&v).is_some() => {
+            Err(ApiError::BadRequest(hidden_message(name, &v)))
+        }
         other => Ok(other),
     }
 }
@@ -87,5 +109,24 @@ pub fn step_number(raw: &str) -> Result<u32, ApiError> {
         _ => Err(ApiError::BadRequest(format!(
             "`{raw}` is not a step number; steps count from 1"
         ))),
+    }
+}
+
+/// The client's address as the listener saw it, when there is one (tests that call the router
+/// directly have none).
+pub type Peer = Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>;
+
+/// The caller's name for limits: its address, without the port.
+pub fn caller(peer: &Peer) -> String {
+    match peer {
+        Some(axum::Extension(axum::extract::ConnectInfo(addr))) => match addr.ip() {
+            std::net::IpAddr::V4(ip) => ip.to_string(),
+            // One IPv6 host holds a whole /64 and may pick any address in it.
+            std::net::IpAddr::V6(ip) => {
+                let s = ip.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        None => "an unknown client".into(),
     }
 }

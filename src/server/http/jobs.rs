@@ -16,8 +16,7 @@ use uuid::Uuid;
 
 use super::{
     error::ApiError,
-    extract::{job_id, json_body, limit, triggered_by},
-    limit::{caller, Peer},
+    extract::{caller, filter, job_id, json_body, limit, triggered_by, Peer},
 };
 use crate::model::{Job, JobState, SyncStatus};
 use crate::server::{engine::Origin, state::AppState, store::JobFilter};
@@ -97,7 +96,7 @@ async fn list_changes(
         })?),
     };
     let limit = limit(query.limit, 100, 1000)?;
-    let entity = nonempty(query.entity);
+    let entity = filter("entity", query.entity)?;
     let changes = state
         .engine
         .changes(entity.as_deref(), job, before, limit)
@@ -159,6 +158,16 @@ async fn sync_one(
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     let request = sync_request(&headers, &body)?;
+    let pushed = state
+        .engine
+        .types()
+        .iter()
+        .any(|t| t.name == sync_type && t.takes_records);
+    if pushed {
+        return Err(ApiError::Unprocessable(format!(
+            "`{sync_type}` jobs carry records: POST /api/jobs with `sync_type` and `records`"
+        )));
+    }
     Ok(accepted(
         state.engine.request_sync(&sync_type, request).await?,
     ))
@@ -305,8 +314,8 @@ async fn list_jobs(
     };
     let filter = JobFilter {
         state: job_state,
-        sync_type: nonempty(query.sync_type),
-        q: nonempty(query.q),
+        sync_type: filter("sync_type", query.sync_type)?,
+        q: filter("q", query.q)?,
         before,
         limit,
     };

@@ -9,7 +9,6 @@ pub mod events;
 pub mod extract;
 pub mod guard;
 pub mod jobs;
-pub mod limit;
 pub mod serve;
 pub mod sessions;
 
@@ -45,6 +44,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(2);
 pub fn router(state: AppState) -> Router {
     let leptos_routes = generate_route_list(App);
     let middleware = ServiceBuilder::new()
+        .map_request(plain_request_id)
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
@@ -83,6 +83,23 @@ pub fn router(state: AppState) -> Router {
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(middleware)
         .with_state(state)
+}
+
+/// Keeps a client's (or a proxy's) `x-request-id` only when it is a short plain token, so that
+/// logs and answers never carry a client's text of any length or kind; otherwise Baton makes
+/// its own.
+fn plain_request_id<B>(mut request: Request<B>) -> Request<B> {
+    let plain = request.headers().get("x-request-id").is_none_or(|v| {
+        let v = v.as_bytes();
+        !v.is_empty()
+            && v.len() <= 64
+            && v.iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+    });
+    if !plain {
+        request.headers_mut().remove("x-request-id");
+    }
+    request
 }
 
 /// `GET /healthz`: the process is up and serving. Never touches the database.

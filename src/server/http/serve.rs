@@ -1,15 +1,16 @@
-//! Accepting connections: at most `max_http_connections` at once (the next ones wait in the
-//! kernel's backlog until one ends), each with a deadline for its request head that also ends an
-//! idle keep-alive connection (a slowloris client holds nothing for long), the client's address
+//! Accepting connections (HTTP/1.1): at most `max_http_connections` at once (the next ones wait
+//! in the kernel's backlog until one ends), each with a deadline for its request head that also
+//! ends a silent or idle keep-alive connection (a slowloris client holds nothing for long), the client's address
 //! in every request, and a graceful end: on shutdown no new connection is accepted and open ones
 //! finish their requests.
 
 use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{extract::ConnectInfo, Router};
+use hyper::server::conn::http1;
 use hyper_util::{
-    rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::{conn::auto::Builder, graceful::GracefulShutdown},
+    rt::{TokioIo, TokioTimer},
+    server::graceful::GracefulShutdown,
     service::TowerToHyperService,
 };
 use tokio::{net::TcpListener, sync::Semaphore};
@@ -36,13 +37,15 @@ pub async fn serve(
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
-    let mut builder = Builder::new(TokioExecutor::new());
+    // HTTP/1.1 only: browsers speak HTTP/2 only over TLS, which a reverse proxy in front of
+    // Baton ends, and the protocol sniffing that cleartext HTTP/2 needs has no deadline of its
+    // own. hyper's header-read deadline starts with the first byte, so a socket that sends
+    // nothing at all is given the same deadline for that first byte below.
+    let mut builder = http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .keep_alive(true);
-    builder.http2().timer(TokioTimer::new());
     let builder = Arc::new(builder);
     loop {
         // A free slot first: past the cap, new connections wait in the backlog.
@@ -66,6 +69,7 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
+        let first_byte = limits.header_read_timeout;
         let service = TowerToHyperService::new(tower::service_fn({
             let router = router.clone();
             move |mut request: axum::extract::Request<hyper::body::Incoming>| {
@@ -81,12 +85,17 @@ pub async fn serve(
                 }
             }
         }));
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let _ = connection.await;
+            // A client that connects and says nothing is closed when its deadline passes.
+            let mut byte = [0u8; 1];
+            match tokio::time::timeout(first_byte, stream.peek(&mut byte)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => return drop(permit),
+            }
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            let _ = watcher.watch(connection).await;
             drop(permit);
         });
     }

@@ -14,8 +14,7 @@ use serde_json::json;
 
 use super::{
     error::ApiError,
-    extract::{json_body, limit, session_id, step_number, triggered_by},
-    limit::{caller, Peer},
+    extract::{caller, json_body, limit, session_id, step_number, triggered_by, Peer},
 };
 use crate::model::SessionView;
 use crate::server::{engine::Origin, state::AppState, workflows::view::TIMELINE_PAGE};

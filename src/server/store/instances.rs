@@ -71,6 +71,15 @@ impl Store {
         Ok(on_pool!(read self, pool => sqlx::query_as(sql).bind(id).fetch_optional(pool).await?))
     }
 
+    /// Forgets processes that stopped before `before`, or died (stopped beating) before it;
+    /// returns how many. Nothing refers to a row but the history of starts it records.
+    pub async fn prune_instances(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let sql = "delete from instances where coalesce(stopped_at, heartbeat_at) < $1";
+        Ok(on_pool!(self, pool => {
+            sqlx::query(sql).bind(before).execute(pool).await?.rows_affected()
+        }))
+    }
+
     /// Processes that have not stopped, newest first.
     pub async fn running_instances(&self) -> Result<Vec<InstanceRow>, StoreError> {
         let sql = "select id, version, hostname, pid, started_at, heartbeat_at, stopped_at \

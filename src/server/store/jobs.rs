@@ -446,10 +446,13 @@ impl Store {
         Ok(result.flatten())
     }
 
-    /// Deletes the finished jobs of `sync_type` beyond the newest `keep`; returns how many.
+    /// Deletes the finished jobs of `sync_type` beyond the newest `keep`; returns how many. A job
+    /// that a session still open links to stays until that session ends: its step counts on it.
     pub async fn prune_jobs(&self, sync_type: &str, keep: u32) -> Result<u64, StoreError> {
         let sql = "delete from jobs where sync_type = $1 \
                    and state in ('completed', 'failed', 'cancelled') \
+                   and not exists (select 1 from session_jobs l join sessions s \
+                   on s.id = l.session_id where l.job_id = jobs.id and s.finished_at is null) \
                    and id not in (select id from jobs where sync_type = $1 \
                    and state in ('completed', 'failed', 'cancelled') \
                    order by finished_at desc, id desc limit $2)";
