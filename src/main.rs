@@ -2,7 +2,9 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
+use baton::model::Role;
 use baton::server::{
+    auth::{Auth, Who},
     bench::{self, BenchArgs},
     config::{Config, Overrides},
     demo_erp::{DemoErp, DemoErpSettings},
@@ -35,6 +37,74 @@ enum Command {
     Bench(BenchArgs),
     /// Run the demo ERP alone: generated customers, products, prices, orders, invoices and ddt
     DemoErp(DemoErpArgs),
+    /// Manage the people who sign in (viewer, staff or admin)
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage the API tokens programs use (Authorization: Bearer <token>)
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Add a user; the password is asked for, or read from stdin with --password-stdin
+    Add {
+        /// The name they sign in with
+        name: String,
+        /// viewer, staff or admin
+        #[arg(long, value_parser = role)]
+        role: Role,
+        /// Read the password from the first line of stdin instead of asking
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List the users with their roles
+    List,
+    /// Change a user's role (their sessions end)
+    SetRole {
+        /// The user
+        name: String,
+        /// viewer, staff or admin
+        #[arg(value_parser = role)]
+        role: Role,
+    },
+    /// Set a user's password (their sessions end)
+    SetPassword {
+        /// The user
+        name: String,
+        /// Read the password from the first line of stdin instead of asking
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Remove a user (never the last admin)
+    Remove {
+        /// The user
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Create a token and print it (alone, on the last line): it is shown this once
+    Create {
+        /// Its name; what it starts is marked token:<name>
+        #[arg(long)]
+        name: String,
+        /// viewer, staff or admin
+        #[arg(long, value_parser = role)]
+        role: Role,
+    },
+    /// List the tokens (never their secrets)
+    List,
+    /// Revoke a token: refused from the next request on
+    Revoke {
+        /// The token's name
+        name: String,
+    },
+}
+
+fn role(name: &str) -> Result<Role, String> {
+    Role::parse(name).ok_or_else(|| format!("`{name}` is not a role: use viewer, staff or admin"))
 }
 
 #[derive(Debug, clap::Args)]
@@ -75,6 +145,8 @@ async fn main() -> ExitCode {
         Command::Migrate => migrate(config).await,
         Command::Bench(args) => bench::run(args).await,
         Command::DemoErp(args) => demo_erp(args).await,
+        Command::User(command) => user(config, command).await,
+        Command::Token(command) => token(config, command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -101,6 +173,113 @@ async fn migrate(config: Config) -> anyhow::Result<()> {
     );
     store.close().await;
     Ok(())
+}
+
+/// The people-and-tokens service on the configured (migrated) database, as the CLI.
+async fn people(config: &Config) -> anyhow::Result<(Auth, Store)> {
+    let target = config.database_target()?;
+    let store = Store::connect(&target, 2).await?;
+    store.migrate().await?;
+    Ok((Auth::new(store.clone(), config.auth_settings()), store))
+}
+
+/// A password from the first line of stdin, or asked for (twice) on the terminal.
+fn password(from_stdin: bool) -> anyhow::Result<String> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_string());
+    }
+    let first = rpassword::prompt_password("Password: ")?;
+    let again = rpassword::prompt_password("The password again: ")?;
+    if first != again {
+        anyhow::bail!("the two passwords differ");
+    }
+    Ok(first)
+}
+
+async fn user(config: Config, command: UserCommand) -> anyhow::Result<()> {
+    let (auth, store) = people(&config).await?;
+    let who = Who::system("cli");
+    let result = match command {
+        UserCommand::Add {
+            name,
+            role,
+            password_stdin,
+        } => {
+            let password = password(password_stdin)?;
+            auth.add_user(&name, role, &password, &who)
+                .await
+                .map(|()| println!("added {} ({role})", name.trim()))
+        }
+        UserCommand::List => {
+            let users = auth.users().await?;
+            if users.is_empty() {
+                println!("no users yet: add one with `baton user add NAME --role admin`");
+            }
+            for u in users {
+                println!("{}\t{}\t{} session(s)", u.name, u.role, u.sessions);
+            }
+            Ok(())
+        }
+        UserCommand::SetRole { name, role } => auth
+            .set_role(&name, role, &who)
+            .await
+            .map(|()| println!("{} is now {role}; their sessions have ended", name.trim())),
+        UserCommand::SetPassword {
+            name,
+            password_stdin,
+        } => {
+            let password = password(password_stdin)?;
+            auth.set_password(&name, &password, &who)
+                .await
+                .map(|()| println!("password of {} set; their sessions have ended", name.trim()))
+        }
+        UserCommand::Remove { name } => auth
+            .remove_user(&name, &who)
+            .await
+            .map(|()| println!("removed {}", name.trim())),
+    };
+    store.close().await;
+    result.map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+async fn token(config: Config, command: TokenCommand) -> anyhow::Result<()> {
+    let (auth, store) = people(&config).await?;
+    let who = Who::system("cli");
+    let result = match command {
+        TokenCommand::Create { name, role } => {
+            auth.create_token(&name, role, &who).await.map(|new| {
+                eprintln!(
+                    "token `{}` ({role}) created; it is shown once, on the next line:",
+                    new.token.name
+                );
+                println!("{}", new.secret);
+            })
+        }
+        TokenCommand::List => {
+            for t in auth.tokens().await? {
+                let state = match t.revoked_at {
+                    Some(at) => format!("revoked {}", at.format("%Y-%m-%d %H:%M")),
+                    None => match t.last_used_at {
+                        Some(at) => format!("last used {}", at.format("%Y-%m-%d %H:%M")),
+                        None => "never used".into(),
+                    },
+                };
+                println!(
+                    "{}\t{}\t{}\tcreated by {}",
+                    t.name, t.role, state, t.created_by
+                );
+            }
+            Ok(())
+        }
+        TokenCommand::Revoke { name } => auth
+            .revoke_token(&name, &who)
+            .await
+            .map(|()| println!("revoked {}", name.trim())),
+    };
+    store.close().await;
+    result.map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 async fn demo_erp(args: DemoErpArgs) -> anyhow::Result<()> {

@@ -85,7 +85,7 @@ test('a daily sync from Start to the last checkmark, with a failed step retried'
   await expect(step(page, 1)).toHaveAttribute('data-phase', 'processing');
   await expect(step(page, 1).locator('.spinner')).toBeVisible();
   await expect(step(page, 1).locator('.progress-label')).toContainText('jobs done');
-  await expect(page.getByTestId('session')).toContainText('manual by dashboard');
+  await expect(page.getByTestId('session')).toContainText('manual by e2e-staff');
   await shot(page, 'daily-sync-1-importing');
 
   // Step 1 done; step 2 waits at its gate, saying how many orders are ready.

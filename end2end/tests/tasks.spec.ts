@@ -2,11 +2,13 @@
 // retry a cancelled one.
 import { expect, test } from '@playwright/test';
 import { mkdirSync } from 'node:fs';
+import { api } from './people';
 
 const shots = 'screenshots';
 mkdirSync(shots, { recursive: true });
 
-test('filter, search, details and retry of a cancelled job', async ({ page, request }) => {
+test('filter, search, details and retry of a cancelled job', async ({ page, baseURL }) => {
+  const request = await api(baseURL);
   // A job of our own, cancelled while it waits or runs.
   const started = await (await request.post('/api/sync/invoices', { data: { triggered_by: 'e2e' } })).json();
   await request.post(`/api/jobs/${started.job_id}/cancel`);
@@ -17,7 +19,7 @@ test('filter, search, details and retry of a cancelled job', async ({ page, requ
 
   const row = page.locator(`li.job[data-job="${started.job_id}"]`);
   await expect(row).toHaveAttribute('data-state', 'cancelled');
-  await expect(row).toContainText('api · e2e');
+  await expect(row).toContainText('api · token:e2e · “e2e”');
 
   await page.getByLabel('State').selectOption('cancelled');
   await expect(page.locator('li.job')).not.toHaveCount(0);
@@ -42,6 +44,7 @@ test('filter, search, details and retry of a cancelled job', async ({ page, requ
   const jobs = await (await request.get('/api/jobs?sync_type=invoices&limit=1')).json();
   expect(jobs.jobs[0].retry_of).toBe(started.job_id);
   expect(jobs.jobs[0].source).toBe('manual');
+  expect(jobs.jobs[0].triggered_by).toBe('e2e-staff');
 
   // The retried job pulled invoices from the demo ERP page by page; its log says so.
   await retried.getByText('Details and log').click();
@@ -52,7 +55,8 @@ test('filter, search, details and retry of a cancelled job', async ({ page, requ
   await page.screenshot({ path: `${shots}/tasks-log.png`, fullPage: true });
 });
 
-test('a job that changed before the live connection opened is shown as it is', async ({ page, request }) => {
+test('a job that changed before the live connection opened is shown as it is', async ({ page, baseURL }) => {
+  const request = await api(baseURL);
   // Hold the event stream until the change below is made: the page's read is older than it, and
   // the stream has nothing to resume from.
   let release!: () => void;

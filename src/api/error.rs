@@ -13,6 +13,9 @@ pub enum UiError {
     /// The request is malformed (an id that is not one, say).
     #[error("{0}")]
     BadRequest(String),
+    /// Nobody known asked (not signed in, or the session ended), or a sign-in failed.
+    #[error("{0}")]
+    Unauthorized(String),
     /// The caller may not do this.
     #[error("{0}")]
     Forbidden(String),
@@ -25,6 +28,9 @@ pub enum UiError {
     /// Well-formed, but the content cannot be used.
     #[error("{0}")]
     Invalid(String),
+    /// Too many attempts; try again later (the message says when).
+    #[error("{0}")]
+    TooManyRequests(String),
     /// The server cannot do it now (the database is unreachable, it is stopping).
     #[error("{0}")]
     Unavailable(String),
@@ -53,7 +59,9 @@ impl FromServerFnError for UiError {
 #[cfg(feature = "ssr")]
 mod ssr {
     use super::UiError;
-    use crate::server::{engine::EngineError, http::error::ApiError, workflows::WorkflowError};
+    use crate::server::{
+        auth::AuthError, engine::EngineError, http::error::ApiError, workflows::WorkflowError,
+    };
 
     impl From<ApiError> for UiError {
         /// The API's classification (the router gives the server function's answer the API's
@@ -64,15 +72,17 @@ mod ssr {
                 ApiError::BadRequest(_) | ApiError::MethodNotAllowed(_) => {
                     UiError::BadRequest(message)
                 }
-                ApiError::Forbidden(_) => UiError::Forbidden(message),
+                ApiError::Unauthorized(_) => UiError::Unauthorized(message),
+                ApiError::Forbidden(_) | ApiError::Misdirected(_) => UiError::Forbidden(message),
                 ApiError::NotFound(_) => UiError::NotFound(message),
                 ApiError::Conflict(_) | ApiError::SessionOpen { .. } => UiError::Conflict(message),
                 ApiError::Unprocessable(_) | ApiError::PayloadTooLarge(_) => {
                     UiError::Invalid(message)
                 }
-                ApiError::Timeout(_)
-                | ApiError::Unavailable { .. }
-                | ApiError::TooManyRequests { .. } => UiError::Unavailable(message),
+                ApiError::TooManyRequests { .. } => UiError::TooManyRequests(message),
+                ApiError::Timeout(_) | ApiError::Unavailable { .. } => {
+                    UiError::Unavailable(message)
+                }
                 ApiError::Internal(cause) => {
                     tracing::error!(error = %cause, "server function failed");
                     UiError::Internal(
@@ -85,6 +95,12 @@ mod ssr {
 
     impl From<EngineError> for UiError {
         fn from(err: EngineError) -> Self {
+            ApiError::from(err).into()
+        }
+    }
+
+    impl From<AuthError> for UiError {
+        fn from(err: AuthError) -> Self {
             ApiError::from(err).into()
         }
     }

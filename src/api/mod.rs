@@ -4,6 +4,7 @@
 //! They answer with a typed [`UiError`] classified as the JSON API classifies its errors (and
 //! with the same status code), so pages branch on the kind of error, never on its text.
 
+pub mod auth;
 mod error;
 
 use leptos::prelude::*;
@@ -16,7 +17,7 @@ mod server {
     use super::UiError;
     use crate::{
         model::JobSource,
-        server::{engine::Origin, state::AppState},
+        server::{auth::Who, engine::Origin, state::AppState},
     };
 
     /// The application state, which leptos_axum provides to every server function.
@@ -25,11 +26,20 @@ mod server {
             .ok_or_else(|| UiError::Internal("the application state is not available here".into()))
     }
 
-    /// What a person at the dashboard asked for.
+    /// Who is calling: put on the request by the access layer (`server/http/access.rs`), which
+    /// has already checked that their role allows this function.
+    pub fn who() -> Who {
+        leptos::prelude::use_context::<axum::http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<Who>().cloned())
+            .unwrap_or_default()
+    }
+
+    /// What the person at the dashboard asked for, in their name.
     pub fn dashboard() -> Origin {
         Origin {
             source: JobSource::Manual,
-            triggered_by: Some("dashboard".into()),
+            triggered_by: Some(who().actor().label()),
+            note: None,
             session_id: None,
         }
     }
@@ -186,7 +196,11 @@ pub async fn press_gate(session_id: String, step: u32) -> Result<(), UiError> {
     let state = server::state()?;
     state
         .workflows
-        .action(server::session_id(&session_id)?, step, Some("dashboard"))
+        .action(
+            server::session_id(&session_id)?,
+            step,
+            Some(&server::who().actor().label()),
+        )
         .await
         .map_err(UiError::from)
 }

@@ -1,11 +1,13 @@
 //! Reusable widgets.
 
 mod activity;
+mod can;
 mod live_status;
 mod page;
 mod progress;
 
 pub use activity::ActivityPanel;
+pub use can::Can;
 pub use live_status::LiveStatus;
 pub use page::{EmptyState, PageHeader};
 pub use progress::ProgressBar;

@@ -1,5 +1,7 @@
 //! Hooks shared by every page.
 
 mod live_events;
+mod me;
 
 pub use live_events::{provide_live_events, use_live_events, Connection, LiveEvents};
+pub use me::{can, load_page, provide_me, safe_next, use_me, SignedIn};

@@ -142,6 +142,10 @@ pub struct Job {
     pub source: JobSource,
     /// The person or client that asked, if known.
     pub triggered_by: Option<String>,
+    /// What the client said about the run when it asked (the text it sent as `triggered_by`;
+    /// who asked is always `triggered_by`).
+    #[serde(default)]
+    pub note: Option<String>,
     /// The workflow session it belongs to.
     pub session_id: Option<String>,
     /// The job this one retries.

@@ -1,11 +1,13 @@
 //! Wire types shared by the browser and the server: serde only, no database or runtime types.
 
+mod auth;
 mod data;
 mod event;
 mod job;
 mod session;
 pub mod text;
 
+pub use auth::{AuditEntry, AuditPage, Me, NewToken, Role, TokenView, UserView};
 pub use data::{ChangeCounts, ChangeKind, EntityChange, JobLogLine, LogLevel};
 
 pub use event::{DatabaseHealth, EventKind, EventPage, Heartbeat, LiveEvent};

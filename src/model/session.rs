@@ -176,6 +176,9 @@ pub struct SessionView {
     pub source: String,
     /// Who started it.
     pub triggered_by: Option<String>,
+    /// What the client said about it (the `triggered_by` text it sent).
+    #[serde(default)]
+    pub note: Option<String>,
     /// The current run (a clear starts the next).
     pub run: u32,
     /// When the current run started.

@@ -158,6 +158,8 @@ fn SessionPanel(
     start: ServerAction<StartSession>,
     clear: ServerAction<ClearSession>,
 ) -> impl IntoView {
+    // Viewers see the session, not its buttons (the server refuses them anyway).
+    let staff = crate::hooks::can(crate::model::Role::Staff);
     let Some(session) = found else {
         return view! {
             <section class="panel session-bar" data-testid="session" data-state="none">
@@ -166,10 +168,12 @@ fn SessionPanel(
                     <span class="session-meta">"Imports today's data, then asks before anything leaves for the ERP or the web shop."</span>
                 </div>
                 <div class="session-actions">
-                    <button class="button" data-testid="start" disabled=move || start.pending().get()
-                        on:click=move |_| { start.dispatch(StartSession { workflow: WORKFLOW.into() }); }>
-                        "Start daily sync"
-                    </button>
+                    {staff.then(|| view! {
+                        <button class="button" data-testid="start" disabled=move || start.pending().get()
+                            on:click=move |_| { start.dispatch(StartSession { workflow: WORKFLOW.into() }); }>
+                            "Start daily sync"
+                        </button>
+                    })}
                 </div>
             </section>
         }
@@ -184,7 +188,9 @@ fn SessionPanel(
         .map(|w| format!(" by {w}"))
         .unwrap_or_default();
     let run = (session.run > 1).then(|| format!(" · run {}", session.run));
-    let action = if open {
+    let action = if !staff {
+        ().into_any()
+    } else if open {
         // A session that waits for a person (or runs) can be started over from step 1.
         let waiting = session.state == SessionState::Waiting;
         view! {
@@ -365,7 +371,9 @@ fn StepItem(
         }
         StepStatus::Waiting => ().into_any(),
     };
+    let staff = crate::hooks::can(crate::model::Role::Staff);
     let button = match (&step.action, step.status) {
+        _ if !staff => ().into_any(),
         (Some(action), StepStatus::Waiting) => {
             let (id, label) = (session_id.clone(), action.clone());
             view! {

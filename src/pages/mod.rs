@@ -1,12 +1,16 @@
 //! One component per route.
 
+mod admin;
 mod daily_sync;
+mod login;
 mod not_found;
 mod order_form;
 mod syncs;
 mod tasks;
 
+pub use admin::{AccountPage, AdminPage, AuditPage};
 pub use daily_sync::DailySyncPage;
+pub use login::{LoginPage, SetupPage};
 pub use not_found::NotFoundPage;
 pub use order_form::OrderFormPage;
 pub use syncs::SyncsPage;

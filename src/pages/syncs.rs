@@ -209,7 +209,9 @@ fn TypeRow(
             />
         }
     });
+    let staff = crate::hooks::can(crate::model::Role::Staff);
     let action = match running {
+        _ if !staff && !t.takes_records => ().into_any(),
         Some(job) => {
             let title = format!("Cancel the running {name} sync");
             view! {

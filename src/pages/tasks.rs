@@ -159,7 +159,9 @@ fn JobRow(
             />
         }
     });
+    let staff = crate::hooks::can(crate::model::Role::Staff);
     let action = match job.state {
+        _ if !staff => ().into_any(),
         JobState::Pending | JobState::Running => {
             let id = job.id.clone();
             let pending_cancel = job.cancel_requested_at.is_some();
@@ -186,11 +188,15 @@ fn JobRow(
         .or_else(|| job.message.clone())
         .unwrap_or_default();
     let who = format!(
-        "{}{}",
+        "{}{}{}",
         job.source.as_str(),
         job.triggered_by
             .as_deref()
             .map(|w| format!(" · {w}"))
+            .unwrap_or_default(),
+        job.note
+            .as_deref()
+            .map(|n| format!(" · “{n}”"))
             .unwrap_or_default()
     );
     let details = serde_json::to_string_pretty(&job).unwrap_or_default();

@@ -8,7 +8,7 @@ pub const LAYERS: &[&[&str]] = &[
     &["lifecycle", "shutdown", "demo_erp", "limit"],
     &["events"],
     &["store"],
-    &["engine", "instance"],
+    &["engine", "instance", "auth"],
     &["connectors"],
     &["catalog"],
     &["workflows"],

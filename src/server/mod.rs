@@ -1,5 +1,6 @@
 //! Everything that only runs in the server process. Gated once, in `lib.rs`.
 
+pub mod auth;
 pub mod bench;
 pub mod catalog;
 pub mod config;

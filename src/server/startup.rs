@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::{
+    auth::{hooks::HookTarget, Auth, Perimeter},
     config::Config,
     demo_erp::{DemoErp, DemoErpSettings},
     engine::Engine,
@@ -19,6 +20,15 @@ use super::{
     workflows::status::StatusService,
     workflows::{defs::built_in_workflows, Retention, Workflows},
 };
+
+/// An address as a person would type it: `localhost` for the unspecified and loopback ones.
+fn shown_addr(addr: SocketAddr) -> String {
+    if addr.ip().is_unspecified() || addr.ip().is_loopback() {
+        format!("localhost:{}", addr.port())
+    } else {
+        addr.to_string()
+    }
+}
 
 /// A server that is bound to its port and has a migrated database, not yet serving.
 pub struct Application {
@@ -117,7 +127,42 @@ impl Application {
         });
         let sse_slots = Arc::new(tokio::sync::Semaphore::new(config.sse_clients()));
         let limiter = Arc::new(super::limit::CallerLimit::per_minute(config.rate_limit));
+        let hooks = config.hooks(&|name| std::env::var(name).ok())?;
+        for hook in &hooks {
+            if let HookTarget::Workflow(workflow) = &hook.target {
+                if !workflows.definitions().contains_key(workflow) {
+                    anyhow::bail!(
+                        "hooks.{}.workflow: there is no workflow `{workflow}`",
+                        hook.name
+                    );
+                }
+            }
+        }
+        let hooks = Arc::new(hooks.into_iter().map(|h| (h.name.clone(), h)).collect());
+        let auth = Auth::new(store.clone(), config.auth_settings());
+        let bound = listener.local_addr()?;
+        let perimeter = Arc::new(Perimeter {
+            hosts: config.allowed_hosts(bound),
+            public_origin: config.public_origin(),
+        });
+        if let Some(token) = auth.begin_setup().await? {
+            let base = config
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", shown_addr(bound)));
+            let link = format!("{}/setup?token={token}", base.trim_end_matches('/'));
+            // The terminal and the log: whoever started Baton is the one who may set it up.
+            println!(
+                "\nBaton has no users yet. Open this link to create the first admin (it works \
+                 once, while this process runs):\n\n    {link}\n"
+            );
+            tracing::warn!("no users yet: create the first admin at {link}");
+        }
         let state = AppState {
+            auth,
+            hooks,
+            perimeter,
+            refusals: Arc::new(super::limit::CallerLimit::per_minute(config.audit_refusals)),
             sse_slots,
             limiter,
             status,
@@ -176,6 +221,12 @@ impl Application {
                 .clone()
                 .run(shutdown.clone(), state.config.poll_interval),
         );
+        let auth_retention = tokio::spawn(
+            state
+                .auth
+                .clone()
+                .run_retention(state.config.retention_interval, shutdown.clone()),
+        );
 
         tracing::info!("listening on http://{addr}");
         let limits = http::serve::ServeLimits {
@@ -193,6 +244,7 @@ impl Application {
         shutdown.cancel();
         let _ = heartbeat.await;
         let _ = workflows.await;
+        let _ = auth_retention.await;
         // Running tasks save their checkpoints and their jobs go back to pending.
         let _ = engine.await;
 

@@ -37,6 +37,14 @@ pub struct AppState {
     pub sse_slots: Arc<tokio::sync::Semaphore>,
     /// Records pushes and session starts per caller (`rate_limit` a minute).
     pub limiter: Arc<super::limit::CallerLimit>,
+    /// Users, sessions, tokens and the audit log.
+    pub auth: super::auth::Auth,
+    /// Signed webhooks by name.
+    pub hooks: Arc<std::collections::BTreeMap<String, super::auth::hooks::Hook>>,
+    /// The hosts and origin this server answers to.
+    pub perimeter: Arc<super::auth::Perimeter>,
+    /// Audit rows of refusals per address (a flood of refusals writes one a second).
+    pub refusals: Arc<super::limit::CallerLimit>,
 }
 
 impl FromRef<AppState> for LeptosOptions {

@@ -357,7 +357,13 @@ async fn insecure_tls_is_logged_at_every_start_and_reported_by_the_api() {
             log.contains("TLS certificate verification is OFF for connection `erp`"),
             "{log}"
         );
-        let info: serde_json::Value = reqwest::get(format!("http://{}/api/info", served.addr))
+        let client = crate::helpers::admin_client_at(
+            &baton::server::store::DatabaseTarget::Sqlite(dir.path().join("baton.db")),
+        )
+        .await;
+        let info: serde_json::Value = client
+            .get(format!("http://{}/api/info", served.addr))
+            .send()
             .await
             .unwrap()
             .json()

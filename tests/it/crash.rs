@@ -167,7 +167,7 @@ async fn kill_at_random_moments_and_lose_nothing(db: TestDb) {
     eprintln!("crash test seed: {seed} (BATON_CRASH_SEED={seed} repeats it)");
     let mut rng = Lcg(seed);
     let log = Arc::new(Mutex::new(Vec::new()));
-    let client = reqwest::Client::new();
+    let client = crate::helpers::admin_client(&db).await;
     let mut ids = Vec::new();
     let mut records = 0;
 
@@ -270,7 +270,7 @@ async fn a_killed_pull_resumes_from_its_checkpoint(db: TestDb) {
     let config = dir.path().join("baton.toml");
     std::fs::write(&config, PULL_CONFIG).unwrap();
     let log = Arc::new(Mutex::new(Vec::new()));
-    let client = reqwest::Client::new();
+    let client = crate::helpers::admin_client(&db).await;
 
     let mut server = start(&db, &config, &log);
     let started: Value = client
@@ -472,7 +472,7 @@ retry = {{ max_attempts = 50, base_delay = "10ms", max_delay = "50ms" }}
     eprintln!("side-effects crash test seed: {seed}");
     let mut rng = Lcg(seed);
     let log = Arc::new(Mutex::new(Vec::new()));
-    let client = reqwest::Client::new();
+    let client = crate::helpers::admin_client(&db).await;
     let mut ids = Vec::new();
     for round in 0..4 {
         let mut server = start(&db, &config, &log);
@@ -629,7 +629,7 @@ async fn kill_during_step_changes(db: TestDb) {
     eprintln!("step-change crash test seed: {seed}");
     let mut rng = Lcg(seed);
     let log = Arc::new(Mutex::new(Vec::new()));
-    let client = reqwest::Client::new();
+    let client = crate::helpers::admin_client(&db).await;
     let mut server = start(&db, &config, &log);
     let started: Value = client
         .post(format!("{}/api/sessions", server.base))

@@ -79,6 +79,7 @@ fn request() -> Origin {
     Origin {
         source: JobSource::Manual,
         triggered_by: Some("tester".into()),
+        note: None,
         session_id: None,
     }
 }
@@ -93,6 +94,7 @@ fn new_job(sync_type: &str, priority: i64, exclusive: bool) -> NewJob {
         run_at: Utc::now(),
         source: JobSource::Api,
         triggered_by: None,
+        note: None,
         session_id: None,
         retry_of: None,
         input: None,
@@ -480,6 +482,7 @@ both_backends!(many_workers_in_two_processes_keep_every_invariant, |db| {
         for ty in &types {
             let job = NewJob {
                 triggered_by: Some(format!("round {round}")),
+                note: None,
                 ..new_job(&ty.name, ty.priority, ty.exclusive)
             };
             ids.push(store.insert_job(&job, false).await.unwrap().0.id);

@@ -70,6 +70,7 @@ fn new_job(max_attempts: u32) -> NewJob {
         run_at: Utc::now(),
         source: JobSource::Api,
         triggered_by: None,
+        note: None,
         session_id: None,
         retry_of: None,
         input: None,
@@ -336,7 +337,11 @@ async fn a_command_dies_with_the_baton_process_that_started_it() {
         .unwrap();
     let stderr = child.stderr.take().unwrap();
     let addr = crate::helpers::listening_addr(stderr);
-    let response = reqwest::Client::new()
+    let client = crate::helpers::admin_client_at(&baton::server::store::DatabaseTarget::Sqlite(
+        dir.path().join("baton.db"),
+    ))
+    .await;
+    let response = client
         .post(format!("http://{addr}/api/sync/sleeper"))
         .send()
         .await
@@ -544,7 +549,7 @@ async fn a_worker_cut_off_from_postgres_stops_before_the_rescue_starts_the_next_
     let via_proxy = url.replacen("127.0.0.1:5432", &partition.addr.to_string(), 1);
     assert_ne!(&via_proxy, url, "the test database is on 127.0.0.1:5432");
     let (mut a, a_addr) = serve_with(&config, &via_proxy);
-    let client = reqwest::Client::new();
+    let client = crate::helpers::admin_client(&db).await;
     let job: serde_json::Value = client
         .post(format!("http://{a_addr}/api/sync/ticker"))
         .send()

@@ -227,7 +227,11 @@ macro_rules! both_backends {
 pub struct TestApp {
     pub addr: SocketAddr,
     pub state: AppState,
+    /// Sends the admin token with every request.
     pub client: reqwest::Client,
+    /// The admin API token the client sends.
+    #[allow(dead_code)]
+    pub token: String,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
     _db: TestDb,
 }
@@ -242,14 +246,58 @@ pub async fn spawn_app_with(db: TestDb, tweak: impl FnOnce(&mut Config)) -> Test
     let app = Application::build(config).await.expect("build app");
     let addr = app.local_addr();
     let state = app.state().clone();
+    let token = make_token(&state.auth, "tests", baton::model::Role::Admin).await;
     let server = tokio::spawn(app.run());
     TestApp {
         addr,
         state,
-        client: reqwest::Client::new(),
+        client: client_with(&token),
+        token,
         server,
         _db: db,
     }
+}
+
+/// A new API token of `role`, made as `baton token create` makes it.
+pub async fn make_token(
+    auth: &baton::server::auth::Auth,
+    name: &str,
+    role: baton::model::Role,
+) -> String {
+    auth.create_token(name, role, &baton::server::auth::Who::system("tests"))
+        .await
+        .expect("create a token")
+        .secret
+}
+
+/// A client that sends `token` with every request.
+pub fn client_with(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
+/// A client with an admin token made in `db`'s database, for tests that start the `baton`
+/// binary on it.
+pub async fn admin_client(db: &TestDb) -> reqwest::Client {
+    admin_client_at(&db.target()).await
+}
+
+/// A client with an admin token made in the database at `target` (migrated first).
+pub async fn admin_client_at(target: &DatabaseTarget) -> reqwest::Client {
+    let store = Store::connect(target, 2).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    let auth = baton::server::auth::Auth::new(store.clone(), Default::default());
+    let name = format!("tests-{}", uuid::Uuid::now_v7().simple());
+    let token = make_token(&auth, &name, baton::model::Role::Admin).await;
+    store.close().await;
+    client_with(&token)
 }
 
 impl TestApp {
@@ -290,6 +338,35 @@ impl TestApp {
         let response = request.send().await.expect("request");
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or_default())
+    }
+
+    /// A new user `name` of `role`, signed in: their session cookie (`baton_session=…`).
+    pub async fn sign_in(&self, name: &str, role: baton::model::Role) -> String {
+        let password = format!("{name}-password");
+        self.state
+            .auth
+            .add_user(
+                name,
+                role,
+                &password,
+                &baton::server::auth::Who::system("tests"),
+            )
+            .await
+            .expect("add a user");
+        let response = reqwest::Client::new()
+            .post(self.url("/api/auth/login"))
+            .json(&serde_json::json!({ "username": name, "password": password }))
+            .send()
+            .await
+            .expect("sign in");
+        assert_eq!(response.status(), 200);
+        response.headers()[reqwest::header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string()
     }
 
     /// Calls server function `endpoint` as a page does (a form post): the status and the JSON
@@ -433,6 +510,7 @@ pub fn tester() -> baton::server::engine::Origin {
     baton::server::engine::Origin {
         source: baton::model::JobSource::Manual,
         triggered_by: Some("tester".into()),
+        note: None,
         session_id: None,
     }
 }

@@ -99,9 +99,12 @@ async fn an_unknown_page_is_a_404_page_and_an_unknown_api_path_is_a_json_404() {
 #[tokio::test]
 async fn a_cross_site_mutation_is_refused_and_a_same_site_one_passes_the_guard() {
     let app = spawn_app(TestDb::sqlite()).await;
-    let foreign = app
-        .client
-        .post(app.url("/api/anything"))
+    // A person's browser, signed in: the cookie goes wherever the browser goes.
+    let cookie = app.sign_in("anna", baton::model::Role::Admin).await;
+    let browser = reqwest::Client::new();
+    let foreign = browser
+        .post(app.url("/api/sync/customers"))
+        .header("cookie", &cookie)
         .header("origin", "https://evil.example")
         .send()
         .await
@@ -110,14 +113,36 @@ async fn a_cross_site_mutation_is_refused_and_a_same_site_one_passes_the_guard()
     let body: Value = foreign.json().await.unwrap();
     assert_eq!(body["error"], "forbidden");
 
-    let own = app
-        .client
-        .post(app.url("/api/anything"))
+    // A server function, marked cross-site by the browser without an Origin: refused too.
+    let marked = browser
+        .post(app.url("/api/fn/run_sync"))
+        .header("cookie", &cookie)
+        .header("sec-fetch-site", "cross-site")
+        .form(&[("sync_type", "customers")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(marked.status(), 403);
+    // An Origin without a scheme is no proof either.
+    let bare = browser
+        .post(app.url("/api/sync/customers"))
+        .header("cookie", &cookie)
+        .header("origin", app.addr.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bare.status(), 403);
+    let (_, page) = app.get_json_status("/api/jobs").await;
+    assert!(page["jobs"].as_array().unwrap().is_empty(), "{page}");
+
+    let own = browser
+        .post(app.url("/api/sync/customers"))
+        .header("cookie", &cookie)
         .header("origin", format!("http://{}", app.addr))
         .send()
         .await
         .unwrap();
-    assert_eq!(own.status(), 404, "past the guard, the router answers");
+    assert_eq!(own.status(), 202, "from Baton's own page it passes");
 }
 
 #[tokio::test]

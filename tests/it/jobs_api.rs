@@ -110,7 +110,9 @@ both_backends!(a_sync_is_requested_deduplicated_run_and_read_back, |db| {
     let id = first["job_id"].as_str().unwrap();
     let job = wait_job(&app, id, terminal).await;
     assert_eq!(job["state"], "completed");
-    assert_eq!(job["triggered_by"], "anna");
+    // Who asked is who the token is; what the body said is the note.
+    assert_eq!(job["triggered_by"], "token:tests");
+    assert_eq!(job["note"], "anna");
     assert_eq!(job["source"], "api");
     for field in [
         "id",
@@ -351,8 +353,9 @@ both_backends!(cancel_retry_and_lookups_answer_each_case, |db| {
     assert_eq!(retry["retry_of"].as_str(), Some(id.as_str()));
     let new_id = retry["job_id"].as_str().unwrap();
     let (_, new_job) = app.get_json_status(&format!("/api/jobs/{new_id}")).await;
-    assert_eq!(new_job["source"], "manual");
-    assert_eq!(new_job["triggered_by"], "bob");
+    assert_eq!(new_job["source"], "api");
+    assert_eq!(new_job["triggered_by"], "token:tests");
+    assert_eq!(new_job["note"], "bob");
 
     // Unknown ids: 404; ids that are not ids: 400.
     let unknown = "01938f6e-8a4b-7cc0-9f1e-2b3c4d5e6f70";
@@ -486,9 +489,10 @@ async fn the_event_stream_carries_a_jobs_life_with_ids() {
 #[tokio::test]
 async fn a_cross_site_page_cannot_start_a_sync() {
     let app = app(TestDb::sqlite()).await;
-    let response = app
-        .client
+    let cookie = app.sign_in("anna", baton::model::Role::Staff).await;
+    let response = reqwest::Client::new()
         .post(app.url("/api/sync/orders"))
+        .header("cookie", cookie)
         .header("origin", "https://evil.example")
         .send()
         .await

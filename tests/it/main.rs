@@ -6,6 +6,7 @@
 #[macro_use]
 mod helpers;
 
+mod auth;
 mod cli;
 mod connectors;
 mod crash;

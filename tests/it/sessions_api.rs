@@ -61,9 +61,15 @@ both_backends!(
             (
                 session["state"].as_str(),
                 session["source"].as_str(),
-                session["triggered_by"].as_str()
+                session["triggered_by"].as_str(),
+                session["note"].as_str()
             ),
-            (Some("waiting"), Some("api"), Some("anna"))
+            (
+                Some("waiting"),
+                Some("api"),
+                Some("token:tests"),
+                Some("anna")
+            )
         );
         assert!(
             session["steps"][0]["details"]["counts"]["processed"]

@@ -27,6 +27,7 @@ both_backends!(
                 workflow: "daily-sync".into(),
                 source: JobSource::Manual,
                 triggered_by: Some("anna@example.com".into()),
+                note: None,
                 started_at: Utc::now(),
             })
             .await

@@ -145,6 +145,7 @@ async fn new_session(store: &baton::server::store::Store) -> Uuid {
             workflow: "w".into(),
             source: baton::model::JobSource::Manual,
             triggered_by: Some("anna".into()),
+            note: None,
             started_at: Utc::now(),
         })
         .await

@@ -788,6 +788,7 @@ async fn exercise(store: &Store) {
         run_at: now,
         source: baton::model::JobSource::Api,
         triggered_by: Some("tls test".into()),
+        note: None,
         session_id: None,
         retry_of: None,
         input: None,
@@ -834,6 +835,7 @@ async fn exercise(store: &Store) {
             workflow: "daily-sync".into(),
             source: baton::model::JobSource::Manual,
             triggered_by: None,
+            note: None,
             started_at: now,
         })
         .await

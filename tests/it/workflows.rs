@@ -157,6 +157,7 @@ fn request() -> Origin {
     Origin {
         source: JobSource::Manual,
         triggered_by: Some("anna@example.com".into()),
+        note: None,
         session_id: None,
     }
 }
@@ -344,6 +345,7 @@ both_backends!(
                 workflow: "removed".into(),
                 source: JobSource::Manual,
                 triggered_by: None,
+                note: None,
                 started_at: chrono::Utc::now(),
             })
             .await

@@ -132,6 +132,7 @@ fn new_job(sync_type: &str, exclusive: bool) -> NewJob {
         run_at: Utc::now(),
         source: JobSource::Api,
         triggered_by: None,
+        note: None,
         session_id: None,
         retry_of: None,
         input: None,

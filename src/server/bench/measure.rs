@@ -63,12 +63,32 @@ pub struct BenchArgs {
 pub struct ServerUnderTest {
     pub child: Child,
     pub addr: String,
+    /// A viewer API token on its database, so pages render as they do for a person.
+    pub token: String,
     _data: tempfile::TempDir,
 }
 
 impl ServerUnderTest {
     pub fn start(site_root: &std::path::Path) -> anyhow::Result<Self> {
         let data = tempfile::tempdir()?;
+        // A token first, made as an admin would (`baton token create`).
+        let made = Command::new(std::env::current_exe()?)
+            .args(["token", "create", "--name", "bench", "--role", "viewer"])
+            .env("BATON_DATA_DIR", data.path())
+            .env("BATON_CONFIG", "/dev/null")
+            .env("BATON_LOG", "warn")
+            .stderr(Stdio::null())
+            .output()
+            .context("cannot run baton token create")?;
+        let token = String::from_utf8_lossy(&made.stdout)
+            .lines()
+            .last()
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        if !made.status.success() || token.is_empty() {
+            bail!("baton token create failed");
+        }
         let mut child = Command::new(std::env::current_exe()?)
             .arg("serve")
             .env("BATON_ADDR", "127.0.0.1:0")
@@ -101,6 +121,7 @@ impl ServerUnderTest {
         Ok(Self {
             child,
             addr,
+            token,
             _data: data,
         })
     }
@@ -156,4 +177,14 @@ pub fn median(values: &mut [Duration]) -> Duration {
 
 pub fn kb(bytes: usize) -> f64 {
     bytes as f64 / 1000.0
+}
+
+/// A client that sends `token` as `Authorization: Bearer`, as a program would.
+pub fn client_with(token: &str) -> anyhow::Result<reqwest::ClientBuilder> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse()?,
+    );
+    Ok(reqwest::Client::builder().default_headers(headers))
 }

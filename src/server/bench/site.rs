@@ -37,7 +37,9 @@ pub fn wasm_size(args: &BenchArgs) -> anyhow::Result<()> {
 
 pub async fn server_figures(args: &BenchArgs, server: &ServerUnderTest) -> anyhow::Result<()> {
     println!("rss.after_start_kib    {:>10}", server.rss_kib()?);
-    let client = reqwest::Client::builder().build()?;
+    let client = super::measure::client_with(&server.token)?
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
     let url = format!("http://{}/", server.addr);
     // Warm up: first renders fill caches and the connection pool.
     for _ in 0..10 {

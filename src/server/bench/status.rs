@@ -111,6 +111,16 @@ async fn write_to_sse(clients: usize, writes: usize) -> anyhow::Result<(f64, f64
     let app = Application::build(config).await?;
     let state = app.state().clone();
     let url = format!("http://{}/api/events", app.local_addr());
+    let token = state
+        .auth
+        .create_token(
+            "bench",
+            crate::model::Role::Viewer,
+            &crate::server::auth::Who::system("bench"),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .secret;
     let server = tokio::spawn(app.run());
     let session = Uuid::now_v7();
     state
@@ -120,13 +130,14 @@ async fn write_to_sse(clients: usize, writes: usize) -> anyhow::Result<(f64, f64
             workflow: "bench".into(),
             source: JobSource::Api,
             triggered_by: None,
+            note: None,
             started_at: Utc::now(),
         })
         .await?;
 
     // Each client reads its stream and reports the latency of every step-status it parses.
     let (tx, mut rx) = mpsc::unbounded_channel::<f64>();
-    let client = reqwest::Client::builder()
+    let client = super::measure::client_with(&token)?
         .pool_max_idle_per_host(0)
         .build()?;
     let mut readers = Vec::with_capacity(clients);
@@ -189,7 +200,7 @@ async fn idle_client_memory(site_root: &std::path::Path) -> anyhow::Result<f64> 
     let mut server = ServerUnderTest::start(site_root)?;
     let result = async {
         let url = format!("http://{}/api/events", server.addr);
-        let client = reqwest::Client::builder()
+        let client = super::measure::client_with(&server.token)?
             .pool_max_idle_per_host(0)
             .build()?;
         // One client first, so what every stream shares (the router's first use) is in `before`.

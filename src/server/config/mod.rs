@@ -13,6 +13,10 @@ use figment::{
 use serde::{Deserialize, Serialize};
 
 use super::{
+    auth::{
+        hooks::{Hook, HookConfig},
+        AuthSettings,
+    },
     catalog::{default_sync_types, SyncTypeConfig, TaskEnv, ERP},
     connectors::http::{Connection, ConnectionConfig},
     engine::{types::SyncType, EngineSettings},
@@ -49,6 +53,13 @@ pub const KEYS: &[&str] = &[
     "retention_interval",
     "session_keep",
     "cancel_grace",
+    "public_url",
+    "allowed_hosts",
+    "cors_origins",
+    "session_idle",
+    "session_max",
+    "audit_keep",
+    "audit_refusals",
     "demo",
     "demo_erp_addr",
     "demo_erp_latency",
@@ -124,6 +135,30 @@ pub struct Config {
     /// How long a task that ignores a cancel is given before it is dropped.
     #[serde(with = "humantime_serde")]
     pub cancel_grace: Duration,
+    /// Where people reach Baton, e.g. `https://baton.example.com` (behind a reverse proxy): its
+    /// host is allowed in `Host`, its origin in `Origin`, and `https` makes the session cookie
+    /// `Secure`. Unset: the bound address and `localhost`.
+    pub public_url: Option<String>,
+    /// More `Host` values to answer to (`host` or `host:port`), e.g. the machine's LAN name.
+    pub allowed_hosts: Vec<String>,
+    /// Other sites' origins whose pages may call the API with a bearer token (CORS), e.g.
+    /// `https://shop.example.com`. Empty: same origin only.
+    pub cors_origins: Vec<String>,
+    /// A signed-in session unused this long ends.
+    #[serde(with = "humantime_serde")]
+    pub session_idle: Duration,
+    /// A signed-in session ends this long after sign-in, however busy.
+    #[serde(with = "humantime_serde")]
+    pub session_max: Duration,
+    /// How long audit log rows are kept.
+    #[serde(with = "humantime_serde")]
+    pub audit_keep: Duration,
+    /// Refusals recorded per client address a minute (a flood of refused requests writes
+    /// this many rows, not one each); 0: every one.
+    pub audit_refusals: u32,
+    /// Signed webhooks (`[hooks.<name>]` in `baton.toml`): `POST /api/hooks/<name>`.
+    #[serde(skip_serializing)]
+    pub hooks: BTreeMap<String, HookConfig>,
     /// The sync types, by name (`[sync_types.orders]` in `baton.toml`). The built-in ones are
     /// there unless a table of the same name replaces one; a table with a new name adds a type.
     #[serde(skip_serializing)]
@@ -192,6 +227,14 @@ impl Default for Config {
             retention_interval: engine.retention_interval,
             session_keep: 200,
             cancel_grace: engine.cancel_grace,
+            public_url: None,
+            allowed_hosts: Vec::new(),
+            cors_origins: Vec::new(),
+            session_idle: AuthSettings::default().session_idle,
+            session_max: AuthSettings::default().session_max,
+            audit_keep: AuthSettings::default().audit_keep,
+            audit_refusals: 600,
+            hooks: BTreeMap::new(),
             sync_types: default_sync_types(),
             connections: BTreeMap::new(),
             workflows: BTreeMap::new(),
@@ -303,6 +346,69 @@ impl Config {
             .iter()
             .map(|(id, w)| WorkflowDef::from_config(id, w))
             .collect()
+    }
+
+    /// How sign-in sessions behave.
+    pub fn auth_settings(&self) -> AuthSettings {
+        AuthSettings {
+            session_idle: self.session_idle,
+            session_max: self.session_max,
+            secure_cookie: self
+                .public_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("https://")),
+            audit_keep: self.audit_keep,
+        }
+    }
+
+    /// The webhooks, their secrets read with `env`; a missing secret names its key.
+    pub fn hooks(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<Hook>, ConfigError> {
+        self.hooks
+            .iter()
+            .map(|(name, hook)| {
+                Hook::resolve(name, hook, env).map_err(|reason| ConfigError::OutOfRange {
+                    key: "hooks",
+                    reason,
+                })
+            })
+            .collect()
+    }
+
+    /// `public_url`'s origin (`https://baton.example.com`), if set.
+    pub fn public_origin(&self) -> Option<String> {
+        let url = url::Url::parse(self.public_url.as_deref()?).ok()?;
+        Some(url.origin().ascii_serialization())
+    }
+
+    /// The `Host` values Baton answers to when it listens on `bound`: `public_url`'s host (with
+    /// and without its port), `allowed_hosts`, the bound address, and `localhost`, `127.0.0.1`
+    /// and `[::1]` with the bound port; all lower-case.
+    pub fn allowed_hosts(&self, bound: SocketAddr) -> Vec<String> {
+        let port = bound.port();
+        let mut hosts = vec![
+            bound.to_string(),
+            format!("localhost:{port}"),
+            format!("127.0.0.1:{port}"),
+            format!("[::1]:{port}"),
+        ];
+        if let Some(url) = self
+            .public_url
+            .as_deref()
+            .and_then(|u| url::Url::parse(u).ok())
+        {
+            if let Some(host) = url.host_str() {
+                let port = url.port_or_known_default().unwrap_or(80);
+                hosts.push(format!("{host}:{port}"));
+                if url.port().is_none() {
+                    hosts.push(host.to_string());
+                }
+            }
+        }
+        hosts.extend(self.allowed_hosts.iter().cloned());
+        let mut hosts: Vec<String> = hosts.into_iter().map(|h| h.to_ascii_lowercase()).collect();
+        hosts.sort();
+        hosts.dedup();
+        hosts
     }
 
     /// How the job engine runs.
@@ -449,6 +555,14 @@ impl fmt::Debug for Config {
             .field("retention_interval", &self.retention_interval)
             .field("session_keep", &self.session_keep)
             .field("cancel_grace", &self.cancel_grace)
+            .field("public_url", &self.public_url)
+            .field("allowed_hosts", &self.allowed_hosts)
+            .field("cors_origins", &self.cors_origins)
+            .field("session_idle", &self.session_idle)
+            .field("session_max", &self.session_max)
+            .field("audit_keep", &self.audit_keep)
+            .field("audit_refusals", &self.audit_refusals)
+            .field("hooks", &self.hooks.keys().collect::<Vec<_>>())
             .field("sync_types", &self.sync_types.keys().collect::<Vec<_>>())
             .field("connections", &self.connections.keys().collect::<Vec<_>>())
             .field("workflows", &self.workflows.keys().collect::<Vec<_>>())

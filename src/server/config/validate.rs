@@ -49,6 +49,63 @@ impl Config {
                 );
             }
         }
+        if let Some(url) = &self.public_url {
+            let parsed = url::Url::parse(url)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
+            if parsed.is_none() {
+                return out_of_range(
+                    "public_url",
+                    "must be the address people open, such as https://baton.example.com",
+                );
+            }
+        }
+        for host in &self.allowed_hosts {
+            if host.is_empty() || host.contains(['/', ' ', '@']) || host.contains("://") {
+                return out_of_range(
+                    "allowed_hosts",
+                    &format!("`{host}` must be a host name with an optional port, such as baton.lan:3000"),
+                );
+            }
+        }
+        for origin in &self.cors_origins {
+            let ok = url::Url::parse(origin).ok().is_some_and(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.host_str().is_some()
+                    && u.origin().ascii_serialization() == origin.trim_end_matches('/')
+            });
+            if !ok {
+                return out_of_range(
+                    "cors_origins",
+                    &format!("`{origin}` must be an origin: scheme, host and port only, such as https://shop.example.com"),
+                );
+            }
+        }
+        if self.session_idle < Duration::from_secs(60) {
+            return out_of_range("session_idle", "must be at least 1m, e.g. \"12h\"");
+        }
+        if self.session_max < self.session_idle {
+            return out_of_range("session_max", "must be at least session_idle, e.g. \"7d\"");
+        }
+        if self.audit_keep < Duration::from_secs(24 * 3600) {
+            return out_of_range("audit_keep", "must be at least 1d, e.g. \"365d\"");
+        }
+        for (name, hook) in &self.hooks {
+            if crate::server::auth::valid_name("hook", name).is_err() {
+                return out_of_range(
+                    "hooks",
+                    &format!("`{name}` must be 1 to 64 letters, digits, `.`, `_`, `-` or `@`"),
+                );
+            }
+            if let Some(sync) = &hook.sync {
+                if !self.sync_types.contains_key(sync) {
+                    return out_of_range(
+                        "hooks",
+                        &format!("hooks.{name}.sync: there is no sync type `{sync}`"),
+                    );
+                }
+            }
+        }
         if self.event_buffer == 0 {
             return out_of_range("event_buffer", "must be at least 1");
         }

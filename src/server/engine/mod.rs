@@ -111,8 +111,10 @@ pub enum EngineError {
 pub struct Origin {
     /// Where the request came from.
     pub source: JobSource,
-    /// The person or client.
+    /// The person or client: a user's name, `token:<name>`, `hook:<name>`, `system`.
     pub triggered_by: Option<String>,
+    /// What the client said about the run (the `triggered_by` text it sent).
+    pub note: Option<String>,
     /// The workflow session it belongs to.
     pub session_id: Option<Uuid>,
 }
@@ -123,8 +125,14 @@ impl Origin {
         Self {
             source: JobSource::Api,
             triggered_by,
+            note: None,
             session_id: None,
         }
+    }
+
+    /// The same request with the client's own words kept as its note.
+    pub fn with_note(self, note: Option<String>) -> Self {
+        Self { note, ..self }
     }
 }
 
@@ -403,6 +411,7 @@ impl Engine {
             run_at: Utc::now(),
             source: origin.source,
             triggered_by: origin.triggered_by.clone(),
+            note: origin.note.clone(),
             session_id: origin.session_id,
             retry_of: None,
             input: None,
@@ -433,6 +442,7 @@ impl Engine {
             run_at: Utc::now(),
             source: request.source,
             triggered_by: request.triggered_by.clone(),
+            note: request.note.clone(),
             session_id: request.session_id,
             retry_of,
             input,

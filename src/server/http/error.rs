@@ -18,9 +18,16 @@ pub enum ApiError {
     /// 400: the request is malformed (a query parameter, a header, a body).
     #[error("{0}")]
     BadRequest(String),
-    /// 403: the request may not do this (for example a cross-site form post).
+    /// 401: nobody known made the request (no session, no token, or one that is not valid),
+    /// or a sign-in failed.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403: the request may not do this (a role too low, a cross-site request).
     #[error("{0}")]
     Forbidden(String),
+    /// 421: the request names a host this server does not answer to (DNS rebinding).
+    #[error("{0}")]
+    Misdirected(String),
     /// 404: nothing at this path or with this id.
     #[error("{0}")]
     NotFound(String),
@@ -96,7 +103,9 @@ impl ApiError {
     pub fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::Misdirected(_) => (StatusCode::MISDIRECTED_REQUEST, "misdirected"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
@@ -161,6 +170,23 @@ impl From<EngineError> for ApiError {
             EngineError::Conflict(message) => ApiError::Conflict(message),
             EngineError::Invalid(message) => ApiError::Unprocessable(message),
             EngineError::Store(cause) => ApiError::Internal(cause),
+        }
+    }
+}
+
+impl From<crate::server::auth::AuthError> for ApiError {
+    fn from(err: crate::server::auth::AuthError) -> Self {
+        use crate::server::auth::AuthError;
+        match err {
+            AuthError::BadCredentials => ApiError::Unauthorized(err.to_string()),
+            AuthError::Limited(limited) => limited.into(),
+            AuthError::Invalid(message) => ApiError::Unprocessable(message),
+            AuthError::Exists(message) | AuthError::LastAdmin(message) => {
+                ApiError::Conflict(message)
+            }
+            AuthError::NotFound(message) => ApiError::NotFound(message),
+            AuthError::Forbidden(message) => ApiError::Forbidden(message),
+            AuthError::Store(cause) => ApiError::Internal(cause),
         }
     }
 }

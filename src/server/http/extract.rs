@@ -130,3 +130,55 @@ pub fn caller(peer: &Peer) -> String {
         None => "an unknown client".into(),
     }
 }
+
+/// Who made the request, as the access layer (`access.rs`) found them; a handler turns it into
+/// the `triggered_by` of what it starts, so that is never text from the body.
+#[derive(Clone, Debug, Default)]
+pub struct Caller(pub crate::server::auth::Who);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Caller(
+            parts
+                .extensions
+                .get::<crate::server::auth::Who>()
+                .cloned()
+                .unwrap_or_default(),
+        ))
+    }
+}
+
+impl Caller {
+    /// The origin of what this caller starts: a person (with the session cookie) asks
+    /// manually, a program (with a token) through the API; `note` is what the body said.
+    pub fn origin(&self, note: Option<String>) -> crate::server::engine::Origin {
+        let person = self
+            .0
+            .principal
+            .as_ref()
+            .is_some_and(|p| p.session.is_some());
+        crate::server::engine::Origin {
+            source: if person {
+                crate::model::JobSource::Manual
+            } else {
+                crate::model::JobSource::Api
+            },
+            triggered_by: Some(self.0.actor().label()),
+            note,
+            session_id: None,
+        }
+    }
+
+    /// The caller's name for rate limits: who they are, or their address when unknown.
+    pub fn limit_key(&self, peer: &Peer) -> String {
+        match &self.0.principal {
+            Some(p) => p.actor.label(),
+            None => caller(peer),
+        }
+    }
+}

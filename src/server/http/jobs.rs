@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::{
     error::ApiError,
-    extract::{caller, filter, job_id, json_body, limit, triggered_by, Peer},
+    extract::{filter, job_id, json_body, limit, triggered_by, Caller, Peer},
 };
 use crate::model::{Job, JobState, SyncStatus};
 use crate::server::{engine::Origin, state::AppState, store::JobFilter};
@@ -123,14 +123,14 @@ async fn info(State(state): State<AppState>) -> Json<serde_json::Value> {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SyncBody {
-    /// The person or client asking.
+    /// What the client says about the run (kept as the job's `note`; who asked is known).
     triggered_by: Option<String>,
 }
 
-/// The request of an optional `{"triggered_by"}` body, from an API client.
-fn sync_request(headers: &HeaderMap, body: &Bytes) -> Result<Origin, ApiError> {
+/// The request of `caller` with an optional `{"triggered_by"}` body, kept as the note.
+fn sync_request(caller: &Caller, headers: &HeaderMap, body: &Bytes) -> Result<Origin, ApiError> {
     let body: SyncBody = json_body(headers, body)?;
-    Ok(Origin::api(triggered_by(body.triggered_by)?))
+    Ok(caller.origin(triggered_by(body.triggered_by)?))
 }
 
 #[derive(Debug, Serialize)]
@@ -154,10 +154,11 @@ fn accepted((job, deduplicated): (Job, bool)) -> (StatusCode, Json<Accepted>) {
 async fn sync_one(
     State(state): State<AppState>,
     Path(sync_type): Path<String>,
+    who: Caller,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    let request = sync_request(&headers, &body)?;
+    let request = sync_request(&who, &headers, &body)?;
     let pushed = state
         .engine
         .types()
@@ -176,10 +177,11 @@ async fn sync_one(
 /// `POST /api/sync/full` → 202 `{jobs: [{job_id, sync_type}]}`, highest priority first.
 async fn sync_full(
     State(state): State<AppState>,
+    who: Caller,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    let request = sync_request(&headers, &body)?;
+    let request = sync_request(&who, &headers, &body)?;
     let jobs = state.engine.request_full(request).await?;
     let jobs: Vec<_> = jobs
         .into_iter()
@@ -205,10 +207,13 @@ struct SubmitBody {
 async fn submit_job(
     State(state): State<AppState>,
     peer: Peer,
+    who: Caller,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    state.limiter.check(&caller(&peer), "records pushes")?;
+    state
+        .limiter
+        .check(&who.limit_key(&peer), "records pushes")?;
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::Unprocessable(
             "the body must be a JSON object with at least `sync_type`".into(),
@@ -220,7 +225,7 @@ async fn submit_job(
         .as_deref()
         .map(RawValue::get)
         .filter(|r| *r != "null");
-    let request = Origin::api(triggered_by(body.triggered_by)?);
+    let request = who.origin(triggered_by(body.triggered_by)?);
     Ok(accepted(
         state
             .engine
@@ -249,11 +254,11 @@ async fn cancel_job(
 async fn retry_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    who: Caller,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    let mut request = sync_request(&headers, &body)?;
-    request.source = crate::model::JobSource::Manual;
+    let request = sync_request(&who, &headers, &body)?;
     let job = state.engine.retry(job_id(&id)?, request).await?;
     Ok((
         StatusCode::ACCEPTED,

@@ -1,14 +1,17 @@
 //! The HTTP surface: the router with its middleware stack, the probes, and the Leptos pages and
 //! server functions. The routes of each area live beside it: [`jobs`] (`/api/sync`, `/api/jobs`),
-//! [`sessions`] (`/api/sessions`, `/api/workflows`), [`events`] (SSE and polling); [`extract`]
-//! reads requests, [`error`] answers with JSON errors, [`guard`] is the layer every mutation
-//! passes.
+//! [`sessions`] (`/api/sessions`, `/api/workflows`), [`events`] (SSE and polling), [`people`]
+//! (the audit log, webhooks); [`extract`] reads requests, [`error`] answers with JSON errors,
+//! [`perimeter`] refuses foreign hosts and sets the browser's security headers, and [`access`]
+//! holds every request to the one table of who may do what.
 
+pub mod access;
 pub mod error;
 pub mod events;
 pub mod extract;
-pub mod guard;
 pub mod jobs;
+pub mod people;
+pub mod perimeter;
 pub mod serve;
 pub mod sessions;
 
@@ -58,13 +61,17 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(CompressionLayer::new())
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            perimeter::perimeter,
+        ))
+        .layer(cors(&state.config.cors_origins))
         .layer(middleware::from_fn_with_state(state.clone(), json_errors))
+        .layer(RequestBodyLimitLayer::new(state.config.body_limit))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             state.config.request_timeout,
         ))
-        .layer(middleware::from_fn(guard::guard_mutations))
-        .layer(RequestBodyLimitLayer::new(state.config.body_limit))
         // axum's own cap on the bodies its extractors read (2 MiB unless told) is ours.
         .layer(axum::extract::DefaultBodyLimit::max(state.config.body_limit));
 
@@ -75,14 +82,35 @@ pub fn router(state: AppState) -> Router {
         .route("/api/events/poll", get(events::poll_events))
         .merge(jobs::routes())
         .merge(sessions::routes())
+        .merge(people::routes())
         .route("/api/{*rest}", any(api_not_found))
         .leptos_routes(&state, leptos_routes, {
             let options = state.leptos.clone();
             move || shell(options.clone())
         })
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        // Inside the stack, after routing: every matched route meets its rule.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            access::authorize,
+        ))
         .layer(middleware)
         .with_state(state)
+}
+
+/// CORS for the configured origins (none: same origin only, and no CORS headers at all): their
+/// pages may call the API with an API token; cookies are never sent cross-origin.
+fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
+    use axum::http::{HeaderValue, Method};
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok())
+        .collect();
+    tower_http::cors::CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .max_age(Duration::from_secs(600))
 }
 
 /// Keeps a client's (or a proxy's) `x-request-id` only when it is a short plain token, so that
@@ -161,7 +189,9 @@ async fn server_fn_status(response: Response) -> Response {
         .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string));
     parts.status = match code.as_deref() {
         Some("bad_request") => StatusCode::BAD_REQUEST,
+        Some("unauthorized") => StatusCode::UNAUTHORIZED,
         Some("forbidden") => StatusCode::FORBIDDEN,
+        Some("too_many_requests") => StatusCode::TOO_MANY_REQUESTS,
         Some("not_found") => StatusCode::NOT_FOUND,
         Some("conflict") => StatusCode::CONFLICT,
         Some("invalid") => StatusCode::UNPROCESSABLE_ENTITY,
@@ -174,7 +204,7 @@ async fn server_fn_status(response: Response) -> Response {
 /// Turns the plain-text 408 and 413 that tower-http layers produce into the API's JSON errors.
 async fn json_errors(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
-    let server_fn = path.starts_with("/api/fn/");
+    let server_fn = path.starts_with("/api/fn/") || path.starts_with("/api/auth/");
     let api = path.starts_with("/api/");
     let response = next.run(request).await;
     if server_fn && response.status() == StatusCode::INTERNAL_SERVER_ERROR {

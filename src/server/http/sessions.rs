@@ -14,10 +14,10 @@ use serde_json::json;
 
 use super::{
     error::ApiError,
-    extract::{caller, json_body, limit, session_id, step_number, triggered_by, Peer},
+    extract::{json_body, limit, session_id, step_number, triggered_by, Caller, Peer},
 };
 use crate::model::SessionView;
-use crate::server::{engine::Origin, state::AppState, workflows::view::TIMELINE_PAGE};
+use crate::server::{state::AppState, workflows::view::TIMELINE_PAGE};
 
 /// The routes, merged into the application router.
 pub fn routes() -> Router<AppState> {
@@ -43,10 +43,13 @@ struct StartBody {
 async fn start(
     State(state): State<AppState>,
     peer: Peer,
+    who: Caller,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    state.limiter.check(&caller(&peer), "session starts")?;
+    state
+        .limiter
+        .check(&who.limit_key(&peer), "session starts")?;
     let body: StartBody = json_body(&headers, &body)?;
     let workflow = body
         .workflow
@@ -63,7 +66,7 @@ async fn start(
                     .join(", ")
             ))
         })?;
-    let request = Origin::api(triggered_by(body.triggered_by)?);
+    let request = who.origin(triggered_by(body.triggered_by)?);
     let id = state.workflows.start(workflow.trim(), &request).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "session_id": id }))))
 }
@@ -115,13 +118,17 @@ struct ActionBody {
 async fn action(
     State(state): State<AppState>,
     Path((id, step)): Path<(String, String)>,
+    caller: Caller,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<SessionView>, ApiError> {
+    // The body's `triggered_by` is still read (and checked) for old clients; who pressed the
+    // button is who made the request.
     let body: ActionBody = json_body(&headers, &body)?;
-    let who = triggered_by(body.triggered_by)?;
+    triggered_by(body.triggered_by)?;
     let (id, step) = (session_id(&id)?, step_number(&step)?);
-    state.workflows.action(id, step, who.as_deref()).await?;
+    let who = caller.0.actor().label();
+    state.workflows.action(id, step, Some(&who)).await?;
     Ok(Json(state.workflows.view(id).await?))
 }
 

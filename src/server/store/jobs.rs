@@ -33,6 +33,7 @@ pub struct JobRow {
     pub run_at: DateTime<Utc>,
     pub source: String,
     pub triggered_by: Option<String>,
+    pub note: Option<String>,
     pub session_id: Option<Uuid>,
     pub retry_of: Option<Uuid>,
     pub checkpoint: Option<String>,
@@ -57,6 +58,8 @@ pub struct NewJob {
     pub run_at: DateTime<Utc>,
     pub source: JobSource,
     pub triggered_by: Option<String>,
+    /// What the client said about the run (its `triggered_by` text, from before sign-in).
+    pub note: Option<String>,
     pub session_id: Option<Uuid>,
     pub retry_of: Option<Uuid>,
     pub input: Option<String>,
@@ -104,7 +107,7 @@ pub struct TypeFacts {
 
 pub(super) const JOB_COLUMNS: &str =
     "id, sync_type, priority, exclusive, state, progress, processed, total, \
-     message, error, result, warnings, attempt, rescues, max_attempts, run_at, source, triggered_by, \
+     message, error, result, warnings, attempt, rescues, max_attempts, run_at, source, triggered_by, note, \
      session_id, retry_of, checkpoint, dedupe_key, created_at, started_at, finished_at, \
      heartbeat_at, lease_owner, lease_expires_at, cancel_requested_at, yield_requested_at";
 
@@ -161,6 +164,7 @@ impl JobRow {
             run_at: self.run_at,
             source: JobSource::parse(&self.source).unwrap_or(JobSource::Api),
             triggered_by: self.triggered_by.clone(),
+            note: self.note.clone(),
             session_id: self.session_id.map(|id| id.to_string()),
             retry_of: self.retry_of.map(|id| id.to_string()),
             checkpoint: self
@@ -182,8 +186,8 @@ impl JobRow {
 pub(super) fn insert_job_sql() -> String {
     format!(
         "insert into jobs (id, sync_type, priority, exclusive, state, max_attempts, run_at, \
-         source, triggered_by, session_id, retry_of, dedupe_key, created_at) \
-         values ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9, $10, $11, $12) \
+         source, triggered_by, session_id, retry_of, dedupe_key, created_at, note) \
+         values ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9, $10, $11, $12, $13) \
          returning {JOB_COLUMNS}"
     )
 }
@@ -219,7 +223,8 @@ impl Store {
                         .bind(job.session_id)
                         .bind(job.retry_of)
                         .bind(dedupe.then_some(&job.sync_type))
-                        .bind(now);
+                        .bind(now)
+                        .bind(&job.note);
                     let Some(input) = &job.input else {
                         // One statement: no transaction around it.
                         return insert.fetch_one(pool).await;
@@ -257,7 +262,7 @@ impl Store {
                 let ids: Vec<Uuid> = chunk.iter().map(|_| Uuid::now_v7()).collect();
                 let mut builder = sqlx::QueryBuilder::new(
                     "insert into jobs (id, sync_type, priority, exclusive, state, max_attempts, \
-                     run_at, source, triggered_by, created_at) ",
+                     run_at, source, triggered_by, note, created_at) ",
                 );
                 builder.push_values(chunk.iter().zip(&ids), |mut b, (job, id)| {
                     b.push_bind(*id)
@@ -269,6 +274,7 @@ impl Store {
                         .push_bind(job.run_at)
                         .push_bind(job.source.as_str())
                         .push_bind(job.triggered_by.clone())
+                        .push_bind(job.note.clone())
                         .push_bind(now);
                 });
                 builder.build().execute(&mut *tx).await?;
@@ -340,7 +346,7 @@ impl Store {
                         .replace('_', "\\_")
                 );
                 builder.push(" and (");
-                for (i, column) in ["sync_type", "message", "error", "triggered_by"]
+                for (i, column) in ["sync_type", "message", "error", "triggered_by", "note"]
                     .iter()
                     .enumerate()
                 {

@@ -32,10 +32,12 @@ macro_rules! hold_lease {
     };
 }
 
+mod audit;
 mod entities;
 mod instances;
 mod jobs;
 mod leases;
+mod people;
 mod records;
 mod sessions;
 mod target;
@@ -46,9 +48,11 @@ pub use sessions::{
 
 pub use entities::{changed_fields, ExportRecord, ExportSelection, PulledRecord, Writer};
 
+pub use audit::{AuditFilter, NewAudit};
 pub use instances::InstanceRow;
 pub use jobs::{JobFilter, JobRow, NewJob, Outcome, ProgressRow, TypeFacts};
 pub use leases::{ClaimScope, Renewed, TransitionWrite};
+pub use people::{NewAuthSession, SessionUser, TokenRow, UserRow};
 pub use target::{redact_url, DatabaseTarget};
 
 use std::{str::FromStr, time::Duration};

@@ -21,6 +21,8 @@ pub struct NewSession {
     pub source: JobSource,
     /// Who started it.
     pub triggered_by: Option<String>,
+    /// What the client said about it.
+    pub note: Option<String>,
     /// When.
     pub started_at: DateTime<Utc>,
 }
@@ -231,8 +233,8 @@ impl Store {
 
     /// Creates a session (state `running`, run 1).
     pub async fn insert_session(&self, session: &NewSession) -> Result<(), StoreError> {
-        let sql = "insert into sessions (id, workflow, state, source, triggered_by, run, warnings, started_at) \
-                   values ($1, $2, 'running', $3, $4, 1, '[]', $5)";
+        let sql = "insert into sessions (id, workflow, state, source, triggered_by, run, warnings, started_at, note) \
+                   values ($1, $2, 'running', $3, $4, 1, '[]', $5, $6)";
         on_pool!(self, pool => {
             sqlx::query(sql)
                 .bind(session.id)
@@ -240,6 +242,7 @@ impl Store {
                 .bind(session.source.as_str())
                 .bind(&session.triggered_by)
                 .bind(session.started_at)
+                .bind(&session.note)
                 .execute(pool)
                 .await?;
         });
@@ -302,6 +305,8 @@ pub struct SessionRow {
     pub source: String,
     /// Who started it.
     pub triggered_by: Option<String>,
+    /// What the client said about it.
+    pub note: Option<String>,
     /// The current run.
     pub run: i64,
     /// JSON array of strings.
@@ -330,7 +335,7 @@ pub struct StepRow {
 }
 
 const SESSION_COLUMNS: &str =
-    "id, workflow, state, source, triggered_by, run, warnings, started_at, finished_at";
+    "id, workflow, state, source, triggered_by, note, run, warnings, started_at, finished_at";
 
 impl SessionRow {
     /// Its state (the check constraint admits nothing else).
@@ -462,13 +467,15 @@ impl Store {
                     let changed = match op {
                         SessionOp::Create(new) => sqlx::query(
                             "insert into sessions (id, workflow, state, source, triggered_by, run, \
-                             warnings, started_at) values ($1, $2, 'running', $3, $4, 1, '[]', $5)",
+                             warnings, started_at, note) \
+                             values ($1, $2, 'running', $3, $4, 1, '[]', $5, $6)",
                         )
                         .bind(new.id)
                         .bind(&new.workflow)
                         .bind(new.source.as_str())
                         .bind(&new.triggered_by)
                         .bind(new.started_at)
+                        .bind(&new.note)
                         .execute(&mut *$tx)
                         .await?
                         .rows_affected(),
@@ -582,6 +589,7 @@ impl Store {
                                 .bind(job.retry_of)
                                 .bind(None::<String>)
                                 .bind(now)
+                                .bind(&job.note)
                                 .fetch_one(&mut *$tx)
                                 .await?;
                             sqlx::query(

@@ -211,6 +211,7 @@ impl Workflows {
             workflow: workflow.to_string(),
             source: origin.source,
             triggered_by: origin.triggered_by.clone(),
+            note: origin.note.clone(),
             started_at: Utc::now(),
         })];
         self.enter(def, 1, SessionState::Running, Vec::new(), origin, &mut ops)
@@ -357,6 +358,7 @@ impl Workflows {
             source: crate::model::JobSource::parse(&session.source)
                 .unwrap_or(crate::model::JobSource::Manual),
             triggered_by: session.triggered_by.clone(),
+            note: session.note.clone(),
             session_id: Some(session.id),
         }
     }

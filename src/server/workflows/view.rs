@@ -85,6 +85,7 @@ impl Workflows {
             state: session.session_state(),
             source: session.source.clone(),
             triggered_by: session.triggered_by.clone(),
+            note: session.note.clone(),
             run,
             started_at: session.started_at,
             finished_at: session.finished_at,
