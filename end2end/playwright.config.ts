@@ -69,6 +69,8 @@ export default defineConfig({
       BATON_LOG: 'info',
       // Demo mode (no [connections]): slow the demo ERP down so a pull is seen running.
       BATON_DEMO_ERP_LATENCY: '150ms',
+      // A closed tab that says nothing lets go after 3 s, not a minute.
+      BATON_SMART_SYNC_GRACE: '3s',
     },
   },
 });

@@ -13,8 +13,8 @@ use crate::{
     hooks::{load_page, provide_live_events, provide_me, use_me},
     model::Role,
     pages::{
-        AccountPage, AdminPage, AuditPage, DailySyncPage, LoginPage, NotFoundPage, OrderFormPage,
-        SetupPage, SyncsPage, TasksPage,
+        AccountPage, AdminPage, AuditPage, DailySyncPage, DraftsPage, LoginPage, NotFoundPage,
+        OrderFormPage, SetupPage, SyncsPage, TasksPage,
     },
 };
 
@@ -71,6 +71,8 @@ pub fn App() -> impl IntoView {
                 <ParentRoute path=path!("") view=Layout>
                     <Route path=path!("/") view=DailySyncPage/>
                     <Route path=path!("/orders/new") view=OrderFormPage/>
+                    <Route path=path!("/orders/:id") view=OrderFormPage/>
+                    <Route path=path!("/orders") view=DraftsPage/>
                     <Route path=path!("/tasks") view=TasksPage/>
                     <Route path=path!("/syncs") view=SyncsPage/>
                     <Route path=path!("/admin") view=AdminPage/>
@@ -97,6 +99,7 @@ fn Layout() -> impl IntoView {
                 <nav class="nav" aria-label="Main">
                     <A href="/" exact=true>"Daily sync"</A>
                     <Can role=Role::Staff><A href="/orders/new">"Order form"</A></Can>
+                    <A href="/orders" exact=true>"Drafts"</A>
                     <A href="/tasks">"Tasks"</A>
                     <A href="/syncs">"Syncs"</A>
                     <Can role=Role::Admin><A href="/admin" exact=true>"Admin"</A></Can>

@@ -76,9 +76,9 @@ mod ssr {
                 ApiError::Forbidden(_) | ApiError::Misdirected(_) => UiError::Forbidden(message),
                 ApiError::NotFound(_) => UiError::NotFound(message),
                 ApiError::Conflict(_) | ApiError::SessionOpen { .. } => UiError::Conflict(message),
-                ApiError::Unprocessable(_) | ApiError::PayloadTooLarge(_) => {
-                    UiError::Invalid(message)
-                }
+                ApiError::Unprocessable(_)
+                | ApiError::InvalidFields(_)
+                | ApiError::PayloadTooLarge(_) => UiError::Invalid(message),
                 ApiError::TooManyRequests { .. } => UiError::TooManyRequests(message),
                 ApiError::Timeout(_) | ApiError::Unavailable { .. } => {
                     UiError::Unavailable(message)
@@ -95,6 +95,12 @@ mod ssr {
 
     impl From<EngineError> for UiError {
         fn from(err: EngineError) -> Self {
+            ApiError::from(err).into()
+        }
+    }
+
+    impl From<crate::server::orders::OrderError> for UiError {
+        fn from(err: crate::server::orders::OrderError) -> Self {
             ApiError::from(err).into()
         }
     }

@@ -6,6 +6,7 @@
 
 pub mod auth;
 mod error;
+pub mod orders;
 
 use leptos::prelude::*;
 

@@ -67,6 +67,19 @@ fn ActivityRow(event: LiveEvent) -> impl IntoView {
                 .unwrap_or_default()
         ),
         EventKind::QueueUpdated(q) => format!("{} waiting, {} running", q.pending, q.running),
+        EventKind::SmartSyncStarted(e) => format!(
+            "order form opened: customers refreshing, other syncs wait ({} tab(s))",
+            e.active_tabs
+        ),
+        EventKind::SmartSyncEnded(e) => format!(
+            "order form {} ({} tab(s) left)",
+            e.reason.as_deref().unwrap_or("closed"),
+            e.active_tabs
+        ),
+        EventKind::SmartSyncTimeout(e) => format!(
+            "order form open too long: other syncs resume ({} tab(s) left)",
+            e.active_tabs
+        ),
         EventKind::JobLog(line) => format!("{}: {}", line.level.as_str(), line.message),
         EventKind::StepStatus(row) => format!(
             "step {} {}: {}{}",

@@ -6,7 +6,10 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Job, JobLogLine, JobProgress, QueueCounts, SessionCleared, SessionUpdate, StatusRow};
+use super::{
+    Job, JobLogLine, JobProgress, QueueCounts, SessionCleared, SessionUpdate, SmartSyncEvent,
+    StatusRow,
+};
 
 /// One event on the live stream.
 ///
@@ -50,6 +53,13 @@ pub enum EventKind {
     SessionCleared(SessionCleared),
     /// A session's state changed (it waits, runs again, ended, …), or it started a new run.
     SessionUpdated(SessionUpdate),
+    /// An order form opened in a tab: its lease began (the first holds the queue and refreshes
+    /// the customers).
+    SmartSyncStarted(SmartSyncEvent),
+    /// A tab's lease ended: it closed, or vanished (no heartbeat for the grace).
+    SmartSyncEnded(SmartSyncEvent),
+    /// A tab's lease reached its hard expiry (`smart_sync_timeout`).
+    SmartSyncTimeout(SmartSyncEvent),
 }
 
 impl EventKind {
@@ -66,6 +76,9 @@ impl EventKind {
         "step-status",
         "session-cleared",
         "session-updated",
+        "smart-sync-started",
+        "smart-sync-ended",
+        "smart-sync-timeout",
     ];
 
     /// This event's SSE `event:` name.
@@ -82,6 +95,9 @@ impl EventKind {
             EventKind::StepStatus(_) => "step-status",
             EventKind::SessionCleared(_) => "session-cleared",
             EventKind::SessionUpdated(_) => "session-updated",
+            EventKind::SmartSyncStarted(_) => "smart-sync-started",
+            EventKind::SmartSyncEnded(_) => "smart-sync-ended",
+            EventKind::SmartSyncTimeout(_) => "smart-sync-timeout",
         }
     }
 }

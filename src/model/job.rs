@@ -254,4 +254,7 @@ pub struct SyncStatus {
     pub queue: Vec<Job>,
     /// Every sync type by name.
     pub types: std::collections::BTreeMap<String, TypeStatus>,
+    /// Open order forms and the hold they put on the queue.
+    #[serde(default)]
+    pub smart_sync: super::SmartSyncStatus,
 }

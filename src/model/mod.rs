@@ -4,6 +4,7 @@ mod auth;
 mod data;
 mod event;
 mod job;
+mod orders;
 mod session;
 pub mod text;
 
@@ -13,6 +14,10 @@ pub use data::{ChangeCounts, ChangeKind, EntityChange, JobLogLine, LogLevel};
 pub use event::{DatabaseHealth, EventKind, EventPage, Heartbeat, LiveEvent};
 pub use job::{
     Job, JobProgress, JobSource, JobState, QueueCounts, SyncState, SyncStatus, TypeStatus,
+};
+pub use orders::{
+    money, CustomerHit, Draft, DraftInput, DraftLine, DraftLineInput, DraftStatus, ProductHit,
+    SmartLease, SmartSyncAnswer, SmartSyncEvent, SmartSyncStatus,
 };
 pub use session::{
     SessionCleared, SessionState, SessionStatus, SessionUpdate, SessionView, StatusRow, StepJob,

@@ -12,6 +12,6 @@ pub use admin::{AccountPage, AdminPage, AuditPage};
 pub use daily_sync::DailySyncPage;
 pub use login::{LoginPage, SetupPage};
 pub use not_found::NotFoundPage;
-pub use order_form::OrderFormPage;
+pub use order_form::{DraftsPage, OrderFormPage};
 pub use syncs::SyncsPage;
 pub use tasks::TasksPage;

@@ -97,6 +97,7 @@ fn StatusView(
         current,
         queue,
         types,
+        smart_sync,
     } = status;
     let mut types: Vec<TypeStatus> = types.into_values().collect();
     types.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.name.cmp(&b.name)));
@@ -107,6 +108,20 @@ fn StatusView(
                 Some(job) => view! { <CurrentJob job/> }.into_any(),
                 None => view! { <p class="muted" data-testid="mutex-free">"No exclusive sync is running."</p> }.into_any(),
             }}
+            {smart_sync.holding.clone().map(|why| view! {
+                <p class="notice notice-hold" data-testid="smart-hold" role="status">
+                    {why}
+                    {format!(
+                        " ({})",
+                        smart_sync
+                            .leases
+                            .iter()
+                            .map(|l| format!("{} until {}", l.who, crate::components::time_of_day(l.expires_at)))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )}
+                </p>
+            })}
             <h3>"Waiting"</h3>
             {if queue.is_empty() {
                 view! { <p class="muted">"Nothing waits."</p> }.into_any()

@@ -166,6 +166,26 @@ pub fn default_sync_types() -> BTreeMap<String, SyncTypeConfig> {
             }),
         ),
     );
+    // Drafts from the order form that staff marked ready (records of `drafts`), sent where the
+    // synced orders go.
+    types.insert(
+        "export-drafts".to_string(),
+        typed(
+            7,
+            TaskConfig::Export(ExportConfig {
+                entity: "drafts".into(),
+                only: Some(crate::server::connectors::export::OnlyWhen {
+                    field: "status".into(),
+                    value: "ready".into(),
+                }),
+                batch: 500,
+                target: ExportTarget::Http {
+                    connection: ERP.into(),
+                    path: "/orders/import".into(),
+                },
+            }),
+        ),
+    );
     types.insert(
         "validate".to_string(),
         SyncTypeConfig {
@@ -301,6 +321,7 @@ mod tests {
         assert_eq!(
             names,
             [
+                "export-drafts",
                 "export-orders",
                 "web-export",
                 "orders",
@@ -316,7 +337,7 @@ mod tests {
                 "validate",
             ]
         );
-        assert!(by_priority[..8].iter().all(|(_, t)| t.exclusive));
+        assert!(by_priority[..9].iter().all(|(_, t)| t.exclusive));
         assert!(!types["records"].exclusive);
         let env = TaskEnv::default();
         let records = build("records", &types["records"], &env).unwrap();

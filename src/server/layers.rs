@@ -8,7 +8,7 @@ pub const LAYERS: &[&[&str]] = &[
     &["lifecycle", "shutdown", "demo_erp", "limit"],
     &["events"],
     &["store"],
-    &["engine", "instance", "auth"],
+    &["engine", "instance", "auth", "orders"],
     &["connectors"],
     &["catalog"],
     &["workflows"],

@@ -14,6 +14,7 @@ pub mod instance;
 mod layers;
 pub mod lifecycle;
 pub mod limit;
+pub mod orders;
 pub mod shutdown;
 pub mod startup;
 pub mod state;

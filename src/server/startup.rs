@@ -77,17 +77,23 @@ impl Application {
             let wanted = config
                 .demo_erp_addr
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
-            let addr = erp.spawn(wanted, shutdown.clone()).await.with_context(|| {
-                format!("cannot start the demo ERP on {wanted} (BATON_DEMO_ERP_ADDR)")
-            })?;
+            let addr = erp
+                .clone()
+                .spawn(wanted, shutdown.clone())
+                .await
+                .with_context(|| {
+                    format!("cannot start the demo ERP on {wanted} (BATON_DEMO_ERP_ADDR)")
+                })?;
             tracing::info!(
                 "demo mode: the `erp` connection is the built-in demo ERP at http://{addr}/api \
                  (configure [connections] to sync your own systems)"
             );
-            Some(addr)
+            Some((addr, erp))
         } else {
             None
         };
+        let demo_erp_handle = demo_erp.as_ref().map(|(_, erp)| erp.clone());
+        let demo_erp = demo_erp.map(|(addr, _)| addr);
         let demo_base = demo_erp.map(|addr| format!("http://{addr}/api"));
         let task_env = config.task_env(demo_base.as_deref(), &|name| std::env::var(name).ok())?;
         let insecure_tls: Vec<String> = task_env
@@ -159,6 +165,8 @@ impl Application {
             tracing::warn!("no users yet: create the first admin at {link}");
         }
         let state = AppState {
+            demo_erp_handle,
+            orders: super::orders::Orders::new(store.clone()),
             auth,
             hooks,
             perimeter,

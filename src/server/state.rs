@@ -29,6 +29,8 @@ pub struct AppState {
     pub workflows: super::workflows::Workflows,
     /// Where the in-process demo ERP listens, in demo mode.
     pub demo_erp: Option<std::net::SocketAddr>,
+    /// The in-process demo ERP itself (benchmarks change its data).
+    pub demo_erp_handle: Option<Arc<super::demo_erp::DemoErp>>,
     /// The connections that accept any server certificate (`tls.insecure`), shown as a warning.
     pub insecure_tls: Vec<String>,
     /// The root token: cancelled once, on SIGINT/SIGTERM, and everything that runs stops.
@@ -39,6 +41,8 @@ pub struct AppState {
     pub limiter: Arc<super::limit::CallerLimit>,
     /// Users, sessions, tokens and the audit log.
     pub auth: super::auth::Auth,
+    /// The order form: customers and products to pick, drafts.
+    pub orders: super::orders::Orders,
     /// Signed webhooks by name.
     pub hooks: Arc<std::collections::BTreeMap<String, super::auth::hooks::Hook>>,
     /// The hosts and origin this server answers to.

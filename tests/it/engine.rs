@@ -39,6 +39,7 @@ fn settings() -> EngineSettings {
         retention_interval: Duration::from_secs(3600),
         cancel_grace: Duration::from_millis(300),
         progress_interval: Duration::from_millis(250),
+        ..Default::default()
     }
 }
 
@@ -369,6 +370,7 @@ both_backends!(claims_take_the_highest_priority_then_the_oldest, |db| {
     let shared = ClaimScope {
         exclusive: false,
         shared: 10,
+        hold: None,
     };
     let claimed = store
         .claim_jobs(
@@ -414,6 +416,7 @@ both_backends!(the_database_itself_admits_one_running_exclusive_job, |db| {
     let both = ClaimScope {
         exclusive: true,
         shared: 5,
+        hold: None,
     };
     // Two processes each ask for an exclusive job: only one gets one.
     let first = store
@@ -774,6 +777,7 @@ both_backends!(
                 ClaimScope {
                     exclusive: true,
                     shared: 0,
+                    hold: None,
                 },
             )
             .await
@@ -1046,6 +1050,7 @@ both_backends!(
         let scope = ClaimScope {
             exclusive: true,
             shared: 2,
+            hold: None,
         };
         let claimed = store
             .claim_jobs(Uuid::now_v7(), Utc::now(), until, scope)

@@ -37,6 +37,7 @@ fn settings() -> EngineSettings {
         retention_interval: Duration::from_secs(3600),
         cancel_grace: Duration::from_millis(300),
         progress_interval: Duration::from_millis(100),
+        ..Default::default()
     }
 }
 
@@ -167,6 +168,7 @@ both_backends!(
                 ClaimScope {
                     exclusive: true,
                     shared: 0,
+                    hold: None,
                 },
             )
             .await
@@ -234,6 +236,7 @@ both_backends!(
                 ClaimScope {
                     exclusive: true,
                     shared: 0,
+                    hold: None,
                 },
             )
             .await

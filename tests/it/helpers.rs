@@ -479,6 +479,7 @@ pub fn engine_settings() -> baton::server::engine::EngineSettings {
         retention_interval: Duration::from_secs(3600),
         cancel_grace: Duration::from_millis(500),
         progress_interval: Duration::from_millis(100),
+        ..Default::default()
     }
 }
 

@@ -15,6 +15,7 @@ mod fencing;
 mod http;
 mod jobs_api;
 mod limits;
+mod orders;
 mod sessions_api;
 mod status;
 mod store;

@@ -805,6 +805,7 @@ async fn exercise(store: &Store) {
             ClaimScope {
                 exclusive: true,
                 shared: 2,
+                hold: None,
             },
         )
         .await

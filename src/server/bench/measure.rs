@@ -21,6 +21,9 @@ pub enum Suite {
     Connectors,
     /// Status write to `step-status` over SSE at 1 and 1,000 clients; memory per idle client.
     Status,
+    /// Order form opened → customers refresh running; smart refresh of 10,000 customers;
+    /// the customer picker's search.
+    Orders,
 }
 
 /// Options of `baton bench`.

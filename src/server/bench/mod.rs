@@ -2,7 +2,8 @@
 //!
 //! `--suite site` (below) measures the web app; `--suite engine` ([`engine`]) the job engine;
 //! `--suite connectors` ([`connectors`]) an HTTP pull; `--suite status` ([`status`]) status writes
-//! to SSE clients and idle SSE memory; without `--suite`, all four.
+//! to SSE clients and idle SSE memory; `--suite orders` ([`orders`]) the order form's smart
+//! customer sync and picker; without `--suite`, all five.
 //!
 //! It measures the built site (WASM size, raw and brotli) and a real `baton serve` child process on
 //! a free port with a fresh SQLite database: time to first byte of the server-rendered home page
@@ -14,6 +15,7 @@ use anyhow::bail;
 mod connectors;
 mod engine;
 mod measure;
+mod orders;
 mod site;
 mod status;
 
@@ -46,6 +48,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if args.suite.is_none() || args.suite == Some(Suite::Status) {
         status::run(&args).await?;
+    }
+    if args.suite.is_none() || args.suite == Some(Suite::Orders) {
+        orders::run(&args).await?;
     }
     Ok(())
 }

@@ -53,6 +53,9 @@ pub const KEYS: &[&str] = &[
     "retention_interval",
     "session_keep",
     "cancel_grace",
+    "smart_sync_type",
+    "smart_sync_timeout",
+    "smart_sync_grace",
     "public_url",
     "allowed_hosts",
     "cors_origins",
@@ -135,6 +138,15 @@ pub struct Config {
     /// How long a task that ignores a cancel is given before it is dropped.
     #[serde(with = "humantime_serde")]
     pub cancel_grace: Duration,
+    /// The sync type an open order form refreshes while other exclusive syncs wait. Unset:
+    /// `customers` when there is such a type; `""` turns smart customer sync off.
+    pub smart_sync_type: Option<String>,
+    /// An order form holds the other syncs at most this long (the safety timeout).
+    #[serde(with = "humantime_serde")]
+    pub smart_sync_timeout: Duration,
+    /// A tab that sends no heartbeat for this long (closed without saying so) lets go.
+    #[serde(with = "humantime_serde")]
+    pub smart_sync_grace: Duration,
     /// Where people reach Baton, e.g. `https://baton.example.com` (behind a reverse proxy): its
     /// host is allowed in `Host`, its origin in `Origin`, and `https` makes the session cookie
     /// `Secure`. Unset: the bound address and `localhost`.
@@ -227,6 +239,9 @@ impl Default for Config {
             retention_interval: engine.retention_interval,
             session_keep: 200,
             cancel_grace: engine.cancel_grace,
+            smart_sync_type: None,
+            smart_sync_timeout: engine.smart_sync_timeout,
+            smart_sync_grace: engine.smart_sync_grace,
             public_url: None,
             allowed_hosts: Vec::new(),
             cors_origins: Vec::new(),
@@ -411,6 +426,15 @@ impl Config {
         hosts
     }
 
+    /// The type order forms refresh, if smart customer sync is on.
+    pub fn smart_type(&self) -> Option<String> {
+        match self.smart_sync_type.as_deref().map(str::trim) {
+            None => Some("customers".to_string()).filter(|t| self.sync_types.contains_key(t)),
+            Some("") => None,
+            Some(name) => Some(name.to_string()),
+        }
+    }
+
     /// How the job engine runs.
     pub fn engine_settings(&self) -> EngineSettings {
         EngineSettings {
@@ -420,6 +444,9 @@ impl Config {
             poll_interval: self.poll_interval,
             retention_interval: self.retention_interval,
             cancel_grace: self.cancel_grace,
+            smart_sync_type: self.smart_type(),
+            smart_sync_timeout: self.smart_sync_timeout,
+            smart_sync_grace: self.smart_sync_grace,
             ..EngineSettings::default()
         }
     }
@@ -555,6 +582,9 @@ impl fmt::Debug for Config {
             .field("retention_interval", &self.retention_interval)
             .field("session_keep", &self.session_keep)
             .field("cancel_grace", &self.cancel_grace)
+            .field("smart_sync_type", &self.smart_sync_type)
+            .field("smart_sync_timeout", &self.smart_sync_timeout)
+            .field("smart_sync_grace", &self.smart_sync_grace)
             .field("public_url", &self.public_url)
             .field("allowed_hosts", &self.allowed_hosts)
             .field("cors_origins", &self.cors_origins)
@@ -768,7 +798,7 @@ mod tests {
         let task_env = config
             .task_env(Some("http://127.0.0.1:9/api"), &|_| None)
             .unwrap();
-        assert_eq!(config.sync_types(&task_env).unwrap().len(), 13);
+        assert_eq!(config.sync_types(&task_env).unwrap().len(), 14);
 
         // Own systems, but no `erp`: the built-in pulls have nowhere to pull from and are left out.
         std::fs::write(

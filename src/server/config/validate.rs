@@ -81,6 +81,22 @@ impl Config {
                 );
             }
         }
+        if self.smart_sync_grace < Duration::from_secs(1) {
+            return out_of_range("smart_sync_grace", "must be at least 1s, e.g. \"60s\"");
+        }
+        if self.smart_sync_timeout < self.smart_sync_grace {
+            return out_of_range(
+                "smart_sync_timeout",
+                "must be at least smart_sync_grace, e.g. \"10m\"",
+            );
+        }
+        let smart = self.smart_sync_type.as_deref().unwrap_or("").trim();
+        if !smart.is_empty() && !self.sync_types.contains_key(smart) {
+            return out_of_range(
+                "smart_sync_type",
+                &format!("there is no sync type `{smart}`; name one, or \"\" to turn smart customer sync off"),
+            );
+        }
         if self.session_idle < Duration::from_secs(60) {
             return out_of_range("session_idle", "must be at least 1m, e.g. \"12h\"");
         }

@@ -82,6 +82,28 @@ impl DemoErp {
         g
     }
 
+    /// Moves the data on one generation in which exactly `count` live records of `entity`
+    /// (spread over all of them) change and nothing else does; returns the new generation.
+    pub fn touch(&self, entity: &str, count: usize) -> u32 {
+        let mut data = self.data.write().unwrap_or_else(|p| p.into_inner());
+        data.generation += 1;
+        let g = data.generation;
+        let now = Utc::now()
+            .max(*data.times.last().expect("generation 0") + chrono::Duration::microseconds(1));
+        data.times.push(now);
+        if let Some(slots) = data.entities.get_mut(entity) {
+            let live: Vec<usize> = (0..slots.len()).filter(|&i| !slots[i].removed).collect();
+            let count = count.min(live.len());
+            for k in 0..count {
+                // Evenly spread: every (live / count)-th record.
+                let slot = &mut slots[live[k * live.len() / count.max(1)]];
+                slot.version += 1;
+                slot.updated_gen = g;
+            }
+        }
+        g
+    }
+
     /// Record `i` of `entity` as it is at `version`.
     pub(super) fn record(
         &self,

@@ -48,6 +48,7 @@ impl Engine {
             tokio::spawn(self.clone().keep_leases(shutdown.clone())),
             tokio::spawn(self.clone().prune(shutdown.clone())),
             tokio::spawn(self.clone().publish_queue(shutdown.clone())),
+            tokio::spawn(self.clone().reap_leases(shutdown.clone())),
         ];
         let engine = self.clone();
         tokio::spawn(async move {
@@ -133,6 +134,7 @@ impl Engine {
         let scope = ClaimScope {
             exclusive: !inner.exclusive_busy.load(Ordering::SeqCst),
             shared: shared_free as u32,
+            hold: self.hold(Utc::now()),
         };
         // The lease is measured from before the claim was sent: a slow answer only shortens it
         // here, never stretches it past what the database holds.

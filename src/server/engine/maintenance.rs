@@ -31,6 +31,21 @@ impl Engine {
         }
     }
 
+    /// Ends the order forms' leases that stopped being live (every second, so a vanished tab
+    /// or a timeout lets the queue go on within a second of it).
+    pub(super) async fn reap_leases(self, shutdown: CancellationToken) {
+        let every = Duration::from_secs(1).min(self.inner.settings.smart_sync_grace / 2);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(every) => {}
+            }
+            if let Err(err) = self.smart_reap().await {
+                tracing::warn!(error = %err, "could not end the order forms' stale leases");
+            }
+        }
+    }
+
     /// Publishes `queue-updated` with fresh counts after changes, at most every 100 ms.
     pub(super) async fn publish_queue(self, shutdown: CancellationToken) {
         loop {

@@ -13,6 +13,7 @@ mod dispatch;
 mod finish;
 mod leases;
 mod maintenance;
+mod smart;
 pub mod task;
 pub mod types;
 
@@ -56,6 +57,13 @@ pub struct EngineSettings {
     pub cancel_grace: Duration,
     /// Least time between two progress writes of one job.
     pub progress_interval: Duration,
+    /// The type an open order form refreshes while it holds every other exclusive sync
+    /// (`customers`); `None`: order forms hold nothing.
+    pub smart_sync_type: Option<String>,
+    /// A tab's lease ends this long after it began, whatever happens (the safety timeout).
+    pub smart_sync_timeout: Duration,
+    /// A tab that sends no heartbeat for this long has vanished: its lease ends.
+    pub smart_sync_grace: Duration,
 }
 
 impl EngineSettings {
@@ -77,6 +85,9 @@ impl Default for EngineSettings {
             retention_interval: Duration::from_secs(60),
             cancel_grace: Duration::from_secs(5),
             progress_interval: Duration::from_millis(250),
+            smart_sync_type: Some("customers".into()),
+            smart_sync_timeout: Duration::from_secs(600),
+            smart_sync_grace: Duration::from_secs(60),
         }
     }
 }
@@ -261,6 +272,8 @@ struct Inner {
     /// Ends of attempts, written in batches by one writer (see `finish::write_finishes`).
     finishes: tokio::sync::mpsc::UnboundedSender<FinishRequest>,
     finish_queue: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<FinishRequest>>>,
+    /// `settings.smart_sync_type`, kept for the life of the process (claims name it).
+    smart_type: Option<&'static str>,
 }
 
 impl Engine {
@@ -275,6 +288,11 @@ impl Engine {
     ) -> Self {
         let types = types.into_iter().map(|t| (t.name.clone(), t)).collect();
         let (finishes, finish_queue) = tokio::sync::mpsc::unbounded_channel();
+        // One short string per engine, alive as long as the process.
+        let smart_type = settings
+            .smart_sync_type
+            .clone()
+            .map(|t| &*Box::leak(t.into_boxed_str()));
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -291,6 +309,7 @@ impl Engine {
                 tasks: TaskTracker::new(),
                 finishes,
                 finish_queue: Mutex::new(Some(finish_queue)),
+                smart_type,
             }),
         }
     }
@@ -642,6 +661,7 @@ impl Engine {
             current: current.as_ref().map(JobRow::to_job),
             queue: queue.iter().map(JobRow::to_job).collect(),
             types,
+            smart_sync: self.smart_status().await?,
         })
     }
 

@@ -50,6 +50,9 @@ pub enum ApiError {
     /// record without an id).
     #[error("{0}")]
     Unprocessable(String),
+    /// 422 with each field that cannot be used and why (`fields` in the body).
+    #[error("{}", .0.iter().map(|(f, m)| format!("{f}: {m}")).collect::<Vec<_>>().join("; "))]
+    InvalidFields(Vec<(String, String)>),
     /// 408: the request took longer than `request_timeout`.
     #[error("the request took longer than {0:?} and was stopped")]
     Timeout(std::time::Duration),
@@ -96,6 +99,9 @@ pub struct ErrorBody {
     /// The session in the way, for `session_open`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
+    /// Each field that cannot be used, and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fields: Option<std::collections::BTreeMap<String, String>>,
 }
 
 impl ApiError {
@@ -110,7 +116,9 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::SessionOpen { .. } => (StatusCode::CONFLICT, "session_open"),
-            ApiError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+            ApiError::Unprocessable(_) | ApiError::InvalidFields(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "invalid")
+            }
             ApiError::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "timeout"),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::TooManyRequests { .. } => {
@@ -136,12 +144,17 @@ impl IntoResponse for ApiError {
             ApiError::SessionOpen { session_id, .. } => Some(session_id.clone()),
             _ => None,
         };
+        let fields = match &self {
+            ApiError::InvalidFields(fields) => Some(fields.iter().cloned().collect()),
+            _ => None,
+        };
         let mut response = (
             status,
             Json(ErrorBody {
                 error: code,
                 message,
                 session_id,
+                fields,
             }),
         )
             .into_response();
@@ -187,6 +200,18 @@ impl From<crate::server::auth::AuthError> for ApiError {
             AuthError::NotFound(message) => ApiError::NotFound(message),
             AuthError::Forbidden(message) => ApiError::Forbidden(message),
             AuthError::Store(cause) => ApiError::Internal(cause),
+        }
+    }
+}
+
+impl From<crate::server::orders::OrderError> for ApiError {
+    fn from(err: crate::server::orders::OrderError) -> Self {
+        use crate::server::orders::OrderError;
+        match err {
+            OrderError::Invalid(fields) => ApiError::InvalidFields(fields),
+            OrderError::NotFound(_) => ApiError::NotFound(err.to_string()),
+            OrderError::Exported(_) => ApiError::Conflict(err.to_string()),
+            OrderError::Store(cause) => ApiError::Internal(cause),
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod jobs;
+pub mod orders;
 pub mod people;
 pub mod perimeter;
 pub mod serve;
@@ -83,6 +84,7 @@ pub fn router(state: AppState) -> Router {
         .merge(jobs::routes())
         .merge(sessions::routes())
         .merge(people::routes())
+        .merge(orders::routes())
         .route("/api/{*rest}", any(api_not_found))
         .leptos_routes(&state, leptos_routes, {
             let options = state.leptos.clone();

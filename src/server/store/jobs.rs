@@ -442,6 +442,19 @@ impl Store {
         }))
     }
 
+    /// When the last completed job of `sync_type` began: what it synced is at least that fresh.
+    pub async fn last_completed_start(
+        &self,
+        sync_type: &str,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let sql = "select started_at from jobs where sync_type = $1 and state = 'completed' \
+                   order by finished_at desc, id desc limit 1";
+        let at: Option<Option<DateTime<Utc>>> = on_pool!(read self, pool => {
+            sqlx::query_scalar(sql).bind(sync_type).fetch_optional(pool).await?
+        });
+        Ok(at.flatten())
+    }
+
     /// The result of the last completed job of `sync_type`.
     pub async fn last_result(&self, sync_type: &str) -> Result<Option<String>, StoreError> {
         let sql = "select result from jobs where sync_type = $1 and state = 'completed' \

@@ -34,12 +34,32 @@ pub struct Renewed {
 }
 
 /// Which jobs a claim may take.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ClaimScope {
     /// May take one exclusive job (the mutex admits one).
     pub exclusive: bool,
     /// How many non-exclusive jobs it may take.
     pub shared: u32,
+    /// While an order form is open (a live smart-sync lease), only this exclusive type runs.
+    pub hold: Option<Hold>,
+}
+
+/// A time after every real one, comparable as text too.
+fn far_future() -> DateTime<Utc> {
+    use chrono::TimeZone;
+    Utc.with_ymd_and_hms(9999, 12, 31, 0, 0, 0)
+        .single()
+        .expect("a valid date")
+}
+
+/// The hold open order forms put on the queue: while a lease is live (heartbeat after
+/// `live_after`, not expired, not ended), the claim takes no exclusive job but one of `exempt`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hold {
+    /// The type that refreshes what the form needs (`customers`).
+    pub exempt: &'static str,
+    /// A lease whose last heartbeat is older than this has vanished.
+    pub live_after: DateTime<Utc>,
 }
 
 impl Store {
@@ -85,6 +105,19 @@ impl Store {
         if !scope.exclusive && scope.shared == 0 {
             return Ok(Vec::new());
         }
+        // Open order forms hold every exclusive type but the exempt one (with no hold, no lease
+        // is live after the end of time).
+        let (exempt, live_after) = match scope.hold {
+            Some(hold) => (hold.exempt, hold.live_after),
+            // Year 9999: still ordered as text where SQLite keeps times as text.
+            None => ("", far_future()),
+        };
+        let hold = format!(
+            "and (sync_type = $6 or not exists (select 1 from smart_leases l where {}))",
+            super::smart::LIVE
+                .replace("NOW", "$3")
+                .replace("LIVE_AFTER", "$7")
+        );
         let mut rows = match self {
             Store::Sqlite(pools) => {
                 let lease_until = now + chrono_duration(lease_for);
@@ -95,6 +128,7 @@ impl Store {
                        select id from (select id from jobs \
                          where state = 'pending' and run_at <= $3 and exclusive = 1 and $4 \
                          and not exists (select 1 from jobs r where r.state = 'running' and r.exclusive = 1) \
+                         {hold} \
                          order by priority desc, id limit 1) \
                        union all \
                        select id from (select id from jobs \
@@ -108,6 +142,8 @@ impl Store {
                     .bind(now)
                     .bind(scope.exclusive)
                     .bind(i64::from(scope.shared))
+                    .bind(exempt)
+                    .bind(live_after)
                     .fetch_all(&pools.write)
                     .await?
             }
@@ -119,6 +155,7 @@ impl Store {
                     "with ex as (select id from jobs \
                        where state = 'pending' and run_at <= $3 and exclusive and $4 \
                        and not exists (select 1 from jobs r where r.state = 'running' and r.exclusive) \
+                       {hold} \
                        order by priority desc, id limit 1 for update skip locked), \
                      sh as (select id from jobs \
                        where state = 'pending' and run_at <= $3 and not exclusive \
@@ -138,6 +175,8 @@ impl Store {
                     .bind(now)
                     .bind(scope.exclusive)
                     .bind(i64::from(scope.shared))
+                    .bind(exempt)
+                    .bind(live_after)
                     .fetch_all(&pools.lease)
                     .await?
             }

@@ -33,6 +33,7 @@ macro_rules! hold_lease {
 }
 
 mod audit;
+mod drafts;
 mod entities;
 mod instances;
 mod jobs;
@@ -40,6 +41,7 @@ mod leases;
 mod people;
 mod records;
 mod sessions;
+mod smart;
 mod target;
 
 pub use sessions::{
@@ -49,9 +51,10 @@ pub use sessions::{
 pub use entities::{changed_fields, ExportRecord, ExportSelection, PulledRecord, Writer};
 
 pub use audit::{AuditFilter, NewAudit};
+pub use drafts::{draft_key, DraftData, DraftRow, DRAFT_ENTITY};
 pub use instances::InstanceRow;
 pub use jobs::{JobFilter, JobRow, NewJob, Outcome, ProgressRow, TypeFacts};
-pub use leases::{ClaimScope, Renewed, TransitionWrite};
+pub use leases::{ClaimScope, Hold, Renewed, TransitionWrite};
 pub use people::{NewAuthSession, SessionUser, TokenRow, UserRow};
 pub use target::{redact_url, DatabaseTarget};
 

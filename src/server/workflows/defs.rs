@@ -106,7 +106,7 @@ pub fn built_in_workflows(engine: &Engine) -> Vec<WorkflowDef> {
                 step("Import web data", &["orders", "products"], None, false),
                 step(
                     "Export orders",
-                    &["export-orders"],
+                    &["export-orders", "export-drafts"],
                     Some("Export Orders"),
                     false,
                 ),

@@ -340,10 +340,16 @@ impl Workflows {
     /// What pressing a gate would do ("12 orders ready to export"), as the step's tasks see it.
     async fn outlook(&self, step: &StepDef, label: &str) -> String {
         let mut outlook = Vec::new();
-        for ty in self.inner.engine.types() {
-            if step.sync_types.contains(&ty.name) {
+        let types = self.inner.engine.types();
+        for name in &step.sync_types {
+            if let Some(ty) = types.iter().find(|t| &t.name == name) {
                 outlook.extend(ty.task.outlook(&self.inner.store, &ty.name).await);
             }
+        }
+        // "37 orders ready to export", not "37 orders …; 0 drafts …": a part with nothing to do
+        // is left out while another has something.
+        if outlook.iter().any(|o| !o.starts_with("0 ")) {
+            outlook.retain(|o| !o.starts_with("0 "));
         }
         if outlook.is_empty() {
             format!("waiting for {label}")

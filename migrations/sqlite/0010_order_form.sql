@@ -1,0 +1,29 @@
+-- The order form (issue 13). A smart-sync lease per open browser tab: while any is live (not
+-- ended, heartbeat within the grace, before its hard expiry) no exclusive sync but the customers
+-- refresh starts. Drafts of orders that sales staff save from the form; one marked ready is also
+-- a record of the entity `drafts`, which the export step sends to the ERP.
+create table smart_leases (
+    id           integer primary key autoincrement,
+    tab_id       text not null,
+    who          text not null,
+    created_at   text not null,
+    heartbeat_at text not null,
+    expires_at   text not null,                 -- created_at + smart_sync_timeout
+    ended_at     text,
+    end_reason   text check (end_reason in ('closed', 'vanished', 'timeout'))
+) strict;
+create unique index smart_leases_live_tab on smart_leases (tab_id) where ended_at is null;
+create index smart_leases_open on smart_leases (ended_at) where ended_at is null;
+
+create table drafts (
+    id          integer primary key autoincrement,
+    customer_id text not null,
+    lines       text not null,                  -- JSON: [{product_id, name, quantity, price_cents}]
+    total_cents integer not null,
+    note        text,
+    status      text not null check (status in ('draft', 'ready')),
+    created_by  text not null,
+    created_at  text not null,
+    updated_by  text not null,
+    updated_at  text not null
+) strict;
