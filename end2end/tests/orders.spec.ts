@@ -81,13 +81,14 @@ test('three drafts in a row, keyboard only, then the list, one marked ready and 
     await expect(async () => {
       await customer.fill('');
       await customer.pressSequentially('C0000');
-      await expect(page.getByRole('listbox', { name: 'Customers' }).getByRole('option').first()).toBeVisible({ timeout: 2_000 });
+      // The options of what was typed (not of an earlier keystroke's answer).
+      await expect(page.getByRole('listbox', { name: 'Customers' }).getByRole('option').first()).toContainText(/C0000\d/, { timeout: 2_000 });
     }).toPass({ timeout: 30_000 });
     await customer.press('ArrowDown');
     await customer.press('Enter');
     await expect(page.getByTestId('customer')).toContainText(/C0000\d/);
     await product.pressSequentially('P0001');
-    await expect(page.getByRole('listbox', { name: 'Products' }).getByRole('option').first()).toBeVisible();
+    await expect(page.getByRole('listbox', { name: 'Products' }).getByRole('option').first()).toContainText(/P0001/);
     await product.press('Enter');
     await expect(page.getByTestId('lines').locator('tbody tr')).toHaveCount(1);
     await page.getByLabel(/^Quantity of/).fill(String(n + 1));
@@ -115,11 +116,20 @@ test('three drafts in a row, keyboard only, then the list, one marked ready and 
   await page.screenshot({ path: `${shots}/drafts.png`, fullPage: true });
 
   // The daily sync's export gate counts it.
+  // An earlier spec may have left a session waiting at a later gate: then it starts over, so
+  // step 2 is reached again and counts the drafts as they are now.
   await page.goto('/');
-  const start = page.getByTestId('start');
+  const session = page.getByTestId('session');
+  const startOver = page.getByTestId('start-over');
+  const before = await session.getAttribute('data-run');
   await expect(async () => {
-    await start.click({ timeout: 1_000 });
-    await expect(page.getByTestId('session')).toHaveAttribute('data-state', /running|waiting/, { timeout: 2_000 });
+    if (await startOver.count()) {
+      await startOver.click({ timeout: 1_000 });
+      await expect(session).not.toHaveAttribute('data-run', before ?? '', { timeout: 2_000 });
+    } else {
+      await page.getByTestId('start').click({ timeout: 1_000 });
+    }
+    await expect(session).toHaveAttribute('data-state', /running|waiting/, { timeout: 2_000 });
   }).toPass({ timeout: 20_000 });
   await expect(page.locator('[data-step="2"] .step-message')).toContainText(/\d+ drafts ready to export/, { timeout: 60_000 });
 });

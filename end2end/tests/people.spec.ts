@@ -82,7 +82,7 @@ test.describe('a viewer', () => {
     await expect(page.getByTestId('role')).toHaveText('viewer');
     await expect(page.getByTestId('session')).toBeVisible();
     await expect(page.getByTestId('start')).toHaveCount(0);
-    await expect(page.getByRole('navigation', { name: 'Main' }).getByRole('link')).toHaveText(['Daily sync', 'Tasks', 'Syncs']);
+    await expect(page.getByRole('navigation', { name: 'Main' }).getByRole('link')).toHaveText(['Daily sync', 'Drafts', 'Tasks', 'Syncs']);
     await page.goto('/syncs');
     await expect(page.getByRole('heading', { level: 1, name: 'Syncs' })).toBeVisible();
     await expect(page.getByRole('button', { name: 'Run now' })).toHaveCount(0);
@@ -103,6 +103,9 @@ test.describe('an admin', () => {
     await page.goto('/admin');
     await expect(page.getByRole('heading', { level: 1, name: 'Admin' })).toBeVisible();
     await expect(page.getByTestId('users')).toContainText('e2e-staff');
+    // Hydrated (its live stream is open): a click before that would send the form as a plain
+    // GET and reload the page, starting hydration over.
+    await expect(page.locator('.live-status')).toHaveAttribute('data-connection', 'live', { timeout: 30_000 });
     const name = `ui-${Date.now()}`;
     const create = page.getByRole('button', { name: 'Create token' });
     await expect(async () => {

@@ -29,6 +29,7 @@ test('the home page is server-rendered, then hydrates and reacts to a click', as
   await expect(page.getByRole('navigation', { name: 'Main' }).getByRole('link')).toHaveText([
     'Daily sync',
     'Order form',
+    'Drafts',
     'Tasks',
     'Syncs',
   ]);

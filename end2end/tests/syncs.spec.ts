@@ -19,9 +19,9 @@ test('every sync type is listed, highest priority first, with the lock free', as
   const html = await (await page.request.get('/syncs')).text();
   expect(html).toContain('sync-table');
   await openSyncs(page);
-  await expect(page.locator('.sync-table tbody tr')).toHaveCount(13);
+  await expect(page.locator('.sync-table tbody tr')).toHaveCount(14);
   await expect(page.locator('.sync-table tbody tr .type-name')).toHaveText([
-    'export-orders', 'web-export', 'orders', 'customers', 'ddt', 'invoices', 'prices', 'products',
+    'export-drafts', 'export-orders', 'web-export', 'orders', 'customers', 'ddt', 'invoices', 'prices', 'products',
     'employee-changes', 'employee-history', 'employee-snapshot', 'records', 'validate',
   ]);
   // No [connections] configured: the page says plainly that this is the demo ERP.

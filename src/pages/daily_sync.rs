@@ -212,7 +212,7 @@ fn SessionPanel(
         .into_any()
     };
     view! {
-        <section class="panel session-bar" data-testid="session" data-state=session.state.as_str()>
+        <section class="panel session-bar" data-testid="session" data-state=session.state.as_str() data-run=session.run>
             <div class="session-summary">
                 <span class=format!("state state-{class}")>{label}</span>
                 <span class="session-meta">

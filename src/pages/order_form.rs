@@ -355,14 +355,22 @@ fn CustomerPicker(
     let hits = LocalResource::new(move || {
         let q = query.get();
         async move {
-            if q.trim().is_empty() {
+            let found = if q.trim().is_empty() {
                 Ok(Vec::new())
             } else {
-                search_customers(q).await
-            }
+                search_customers(q.clone()).await
+            };
+            (q, found)
         }
     });
-    let list = move || hits.get().and_then(Result::ok).unwrap_or_default();
+    // Only the answer to what is typed now: while a newer search runs, Enter picks nothing
+    // rather than a match of an earlier keystroke.
+    let list = move || {
+        hits.get()
+            .filter(|(q, _)| *q == query.get())
+            .and_then(|(_, found)| found.ok())
+            .unwrap_or_default()
+    };
     let pick = move |hit: CustomerHit| {
         customer.set(Some(hit));
         set_query.set(String::new());
@@ -443,14 +451,22 @@ fn ProductPicker(lines: RwSignal<Vec<Line>>) -> impl IntoView {
     let hits = LocalResource::new(move || {
         let q = query.get();
         async move {
-            if q.trim().is_empty() {
+            let found = if q.trim().is_empty() {
                 Ok(Vec::new())
             } else {
-                search_products(q).await
-            }
+                search_products(q.clone()).await
+            };
+            (q, found)
         }
     });
-    let list = move || hits.get().and_then(Result::ok).unwrap_or_default();
+    // Only the answer to what is typed now: while a newer search runs, Enter picks nothing
+    // rather than a match of an earlier keystroke.
+    let list = move || {
+        hits.get()
+            .filter(|(q, _)| *q == query.get())
+            .and_then(|(_, found)| found.ok())
+            .unwrap_or_default()
+    };
     let add = move |product: ProductHit| {
         lines.update(
             |lines| match lines.iter_mut().find(|l| l.product.id == product.id) {
