@@ -7,6 +7,7 @@
 pub mod auth;
 mod error;
 pub mod orders;
+pub mod schedules;
 
 use leptos::prelude::*;
 
@@ -58,7 +59,13 @@ mod server {
 #[server(prefix = "/api/fn", endpoint = "sync_status")]
 pub async fn get_sync_status() -> Result<SyncStatus, UiError> {
     let state = server::state()?;
-    state.engine.status().await.map_err(UiError::from)
+    let mut status = state.engine.status().await.map_err(UiError::from)?;
+    state
+        .scheduler
+        .annotate(&mut status)
+        .await
+        .map_err(|e| UiError::from(crate::server::http::error::ApiError::from(e)))?;
+    Ok(status)
 }
 
 /// Runs a sync type now (or returns the job already waiting for it).
@@ -124,6 +131,17 @@ pub async fn list_jobs(
         limit: limit.clamp(1, 500),
     };
     app.engine.list(&filter).await.map_err(UiError::from)
+}
+
+/// One job (the tasks page opens it from `?job=<id>`).
+#[server(prefix = "/api/fn", endpoint = "get_job")]
+pub async fn get_job(id: String) -> Result<Job, UiError> {
+    let state = server::state()?;
+    state
+        .engine
+        .job(server::job_id(&id)?)
+        .await
+        .map_err(UiError::from)
 }
 
 /// A job's stored log lines, oldest first (at most 1,000).

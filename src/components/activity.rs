@@ -80,6 +80,23 @@ fn ActivityRow(event: LiveEvent) -> impl IntoView {
             "order form open too long: other syncs resume ({} tab(s) left)",
             e.active_tabs
         ),
+        EventKind::ScheduleUpdated(s) => format!(
+            "schedule {}: {}{}",
+            s.id,
+            if s.spec.enabled {
+                s.spec.timing()
+            } else {
+                "off".into()
+            },
+            s.recent
+                .first()
+                .map(|f| format!(
+                    ", {} {}",
+                    f.outcome.as_str(),
+                    f.fire_time.format("%H:%M:%S")
+                ))
+                .unwrap_or_default()
+        ),
         EventKind::JobLog(line) => format!("{}: {}", line.level.as_str(), line.message),
         EventKind::StepStatus(row) => format!(
             "step {} {}: {}{}",

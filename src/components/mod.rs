@@ -5,12 +5,14 @@ mod can;
 mod live_status;
 mod page;
 mod progress;
+mod run_chart;
 
 pub use activity::ActivityPanel;
 pub use can::Can;
 pub use live_status::LiveStatus;
 pub use page::{EmptyState, PageHeader};
 pub use progress::ProgressBar;
+pub use run_chart::{duration_text, RunChart};
 
 use chrono::{DateTime, Utc};
 

@@ -74,6 +74,18 @@ impl LiveEvents {
         })
     }
 
+    /// The id of the newest `schedule-updated` event: a schedule was edited or fired.
+    pub fn schedule_changes(self) -> Memo<Option<u64>> {
+        Memo::new(move |_| {
+            self.recent.with(|recent| {
+                recent
+                    .iter()
+                    .find(|e| matches!(e.kind, EventKind::ScheduleUpdated(_)))
+                    .map(|e| e.id)
+            })
+        })
+    }
+
     /// The log lines of `job_id` among the recent events, oldest first.
     pub fn log_lines_of(self, job_id: &str) -> Vec<crate::model::JobLogLine> {
         self.recent.with(|recent| {

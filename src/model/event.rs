@@ -60,6 +60,8 @@ pub enum EventKind {
     SmartSyncEnded(SmartSyncEvent),
     /// A tab's lease reached its hard expiry (`smart_sync_timeout`).
     SmartSyncTimeout(SmartSyncEvent),
+    /// A schedule was changed (timing, on or off) or fired: what it looks like now.
+    ScheduleUpdated(super::ScheduleView),
 }
 
 impl EventKind {
@@ -79,6 +81,7 @@ impl EventKind {
         "smart-sync-started",
         "smart-sync-ended",
         "smart-sync-timeout",
+        "schedule-updated",
     ];
 
     /// This event's SSE `event:` name.
@@ -98,6 +101,7 @@ impl EventKind {
             EventKind::SmartSyncStarted(_) => "smart-sync-started",
             EventKind::SmartSyncEnded(_) => "smart-sync-ended",
             EventKind::SmartSyncTimeout(_) => "smart-sync-timeout",
+            EventKind::ScheduleUpdated(_) => "schedule-updated",
         }
     }
 }

@@ -5,6 +5,7 @@ mod data;
 mod event;
 mod job;
 mod orders;
+mod schedule;
 mod session;
 pub mod text;
 
@@ -18,6 +19,10 @@ pub use job::{
 pub use orders::{
     money, CustomerHit, Draft, DraftInput, DraftLine, DraftLineInput, DraftStatus, ProductHit,
     SmartLease, SmartSyncAnswer, SmartSyncEvent, SmartSyncStatus,
+};
+pub use schedule::{
+    FireOutcome, OnMissed, RunRecord, ScheduleFire, SchedulePreview, ScheduleSpec, ScheduleTarget,
+    ScheduleView,
 };
 pub use session::{
     SessionCleared, SessionState, SessionStatus, SessionUpdate, SessionView, StatusRow, StepJob,

@@ -5,6 +5,7 @@ mod daily_sync;
 mod login;
 mod not_found;
 mod order_form;
+mod schedules;
 mod syncs;
 mod tasks;
 

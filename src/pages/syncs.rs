@@ -1,5 +1,6 @@
 //! The Syncs page: every sync type with its state, last runs and errors; the job holding the
-//! global mutex and the queue behind it; a Run now and a Cancel button per type.
+//! global mutex and the queue behind it; a Run now and a Cancel button per type; the schedules
+//! and each type's run history (`schedules.rs`).
 //!
 //! It reads the status with a server function and reads it again whenever a live event says a
 //! job started, ended or the queue changed; progress bars follow `job-progress` events directly.
@@ -79,6 +80,8 @@ pub fn SyncsPage() -> impl IntoView {
                     })
             }}
         </Transition>
+        <super::schedules::SchedulesPanel/>
+        <super::schedules::HistoryPanel/>
     }
 }
 
@@ -154,6 +157,7 @@ fn StatusView(
                         <th scope="col">"State"</th>
                         <th scope="col">"Last run"</th>
                         <th scope="col">"Last success"</th>
+                        <th scope="col">"Next run"</th>
                         <th scope="col">"Items"</th>
                         <th scope="col"><span class="visually-hidden">"Actions"</span></th>
                     </tr>
@@ -281,6 +285,7 @@ fn TypeRow(
                 {t.last_duration_ms.map(|ms| view! { <span class="muted">{format!(" · {:.1} s", ms as f64 / 1000.0)}</span> })}
             </td>
             <td>{t.last_success.map(time_of_day).unwrap_or_else(|| "never".into())}</td>
+            <td data-testid="type-next-run">{t.next_run.map(time_of_day).unwrap_or_else(|| "–".into())}</td>
             <td>{items}</td>
             <td class="actions">{action}</td>
         </tr>

@@ -29,6 +29,32 @@ pub fn TasksPage() -> impl IntoView {
     let retry = ServerAction::<RetryJob>::new();
     // The rows whose details are open, so they stay open when the list is read again.
     let open_rows = RwSignal::new(std::collections::HashSet::<String>::new());
+    // `?job=<id>` (a bar of a history chart, a link): that job first, its details open.
+    let query_map = leptos_router::hooks::use_query_map();
+    let focus_id = Memo::new(move |_| query_map.with(|q| q.get("job")).filter(|id| !id.is_empty()));
+    Effect::new(move |_| {
+        if let Some(id) = focus_id.get() {
+            open_rows.update(|rows| {
+                rows.insert(id);
+            });
+        }
+    });
+    let focus = Resource::new(
+        move || {
+            (
+                focus_id.get(),
+                changed.get(),
+                cancel.version().get(),
+                retry.version().get(),
+            )
+        },
+        |(id, ..)| async move {
+            match id {
+                Some(id) => crate::api::get_job(id).await.map(Some),
+                None => Ok(None),
+            }
+        },
+    );
     let jobs = Resource::new(
         move || {
             (
@@ -94,6 +120,23 @@ pub fn TasksPage() -> impl IntoView {
         <Show when=move || error().is_some()>
             <p class="notice notice-error" role="alert">{move || error().unwrap_or_default()}</p>
         </Show>
+        <Suspense fallback=|| ()>
+            {move || focus.get().map(|found| match found {
+                Ok(Some(job)) => view! {
+                    <section class="panel" aria-label="The job you opened" data-testid="focused-job">
+                        <ul class="job-list">
+                            <JobRow job cancel retry open_rows/>
+                        </ul>
+                    </section>
+                }
+                .into_any(),
+                Ok(None) => ().into_any(),
+                Err(err) => view! {
+                    <p class="notice notice-error" role="alert">{format!("That job could not be opened: {err}")}</p>
+                }
+                .into_any(),
+            })}
+        </Suspense>
         <Transition fallback=|| view! { <p class="loading">"Loading jobs…"</p> }>
             {move || {
                 jobs.get()

@@ -52,6 +52,9 @@ pub struct SyncTypeConfig {
     /// What a job of this type does; a built-in type left without one keeps its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task: Option<TaskConfig>,
+    /// When it runs by itself (`schedule = { every = "30m" }` or `{ cron = "0 12 * * *" }`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<crate::model::ScheduleSpec>,
 }
 
 /// Which task a sync type runs: a connector (`http_pull`, `http_call`, `command`, `export`) or
@@ -132,6 +135,7 @@ pub fn default_sync_types() -> BTreeMap<String, SyncTypeConfig> {
         retry: RetryPolicy::default(),
         keep: default_keep(),
         task: Some(task),
+        schedule: None,
     };
     let mut types = BTreeMap::new();
     for (name, priority) in [

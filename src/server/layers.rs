@@ -12,6 +12,7 @@ pub const LAYERS: &[&[&str]] = &[
     &["connectors"],
     &["catalog"],
     &["workflows"],
+    &["schedules"],
     &["config"],
     &["state"],
     &["http"],

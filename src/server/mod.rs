@@ -15,6 +15,7 @@ mod layers;
 pub mod lifecycle;
 pub mod limit;
 pub mod orders;
+pub mod schedules;
 pub mod shutdown;
 pub mod startup;
 pub mod state;

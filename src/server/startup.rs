@@ -15,6 +15,7 @@ use super::{
     events::EventBus,
     http,
     instance::{HeartbeatService, Instance},
+    schedules::Scheduler,
     state::AppState,
     store::Store,
     workflows::status::StatusService,
@@ -131,6 +132,17 @@ impl Application {
             runs: 20,
             every: config.retention_interval,
         });
+        let scheduler = Scheduler::new(
+            store.clone(),
+            engine.clone(),
+            workflows.clone(),
+            events.clone(),
+            config.schedule_defs()?,
+        );
+        scheduler
+            .seed(Utc::now())
+            .await
+            .context("cannot write the schedules to the database")?;
         let sse_slots = Arc::new(tokio::sync::Semaphore::new(config.sse_clients()));
         let limiter = Arc::new(super::limit::CallerLimit::per_minute(config.rate_limit));
         let hooks = config.hooks(&|name| std::env::var(name).ok())?;
@@ -175,6 +187,7 @@ impl Application {
             limiter,
             status,
             workflows,
+            scheduler,
             demo_erp,
             insecure_tls,
             events,
@@ -229,6 +242,7 @@ impl Application {
                 .clone()
                 .run(shutdown.clone(), state.config.poll_interval),
         );
+        let scheduler = tokio::spawn(state.scheduler.clone().run(shutdown.clone()));
         let auth_retention = tokio::spawn(
             state
                 .auth
@@ -252,6 +266,7 @@ impl Application {
         shutdown.cancel();
         let _ = heartbeat.await;
         let _ = workflows.await;
+        let _ = scheduler.await;
         let _ = auth_retention.await;
         // Running tasks save their checkpoints and their jobs go back to pending.
         let _ = engine.await;

@@ -27,6 +27,8 @@ pub struct AppState {
     pub status: super::workflows::status::StatusService,
     /// Workflow sessions: start, read, gates, retries.
     pub workflows: super::workflows::Workflows,
+    /// Schedules: list, edit, run now; fires what is due.
+    pub scheduler: super::schedules::Scheduler,
     /// Where the in-process demo ERP listens, in demo mode.
     pub demo_erp: Option<std::net::SocketAddr>,
     /// The in-process demo ERP itself (benchmarks change its data).

@@ -246,7 +246,22 @@ pub async fn spawn_app_with(db: TestDb, tweak: impl FnOnce(&mut Config)) -> Test
     let app = Application::build(config).await.expect("build app");
     let addr = app.local_addr();
     let state = app.state().clone();
-    let token = make_token(&state.auth, "tests", baton::model::Role::Admin).await;
+    // `tests`, or on a database a test served before (a restart), a new name.
+    let token = match state
+        .auth
+        .create_token(
+            "tests",
+            baton::model::Role::Admin,
+            &baton::server::auth::Who::system("tests"),
+        )
+        .await
+    {
+        Ok(token) => token.secret,
+        Err(_) => {
+            let name = format!("tests-{}", uuid::Uuid::now_v7().simple());
+            make_token(&state.auth, &name, baton::model::Role::Admin).await
+        }
+    };
     let server = tokio::spawn(app.run());
     TestApp {
         addr,

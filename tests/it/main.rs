@@ -16,6 +16,7 @@ mod http;
 mod jobs_api;
 mod limits;
 mod orders;
+mod schedules;
 mod sessions_api;
 mod status;
 mod store;

@@ -305,6 +305,7 @@ async fn a_workflow_from_the_config_runs_beside_the_built_in_ones() {
             "quick".into(),
             WorkflowConfig {
                 name: Some("Quick check".into()),
+                schedule: None,
                 steps: vec![
                     step("Products", &["products"], None),
                     step("Sign off", &[], Some("Looks good")),
@@ -359,6 +360,7 @@ async fn slow_app(db: TestDb) -> TestApp {
             "slowflow".into(),
             WorkflowConfig {
                 name: None,
+                schedule: None,
                 steps: vec![WorkflowStepConfig {
                     name: "Slow".into(),
                     sync_types: vec!["slow".into()],

@@ -24,6 +24,8 @@ pub enum Suite {
     /// Order form opened → customers refresh running; smart refresh of 10,000 customers;
     /// the customer picker's search.
     Orders,
+    /// An idle scheduler tick and fire lateness with 1,000 schedules.
+    Schedules,
 }
 
 /// Options of `baton bench`.

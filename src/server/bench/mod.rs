@@ -3,7 +3,8 @@
 //! `--suite site` (below) measures the web app; `--suite engine` ([`engine`]) the job engine;
 //! `--suite connectors` ([`connectors`]) an HTTP pull; `--suite status` ([`status`]) status writes
 //! to SSE clients and idle SSE memory; `--suite orders` ([`orders`]) the order form's smart
-//! customer sync and picker; without `--suite`, all five.
+//! customer sync and picker; `--suite schedules` ([`schedules`]) the scheduler with 1,000
+//! schedules; without `--suite`, all six.
 //!
 //! It measures the built site (WASM size, raw and brotli) and a real `baton serve` child process on
 //! a free port with a fresh SQLite database: time to first byte of the server-rendered home page
@@ -16,6 +17,7 @@ mod connectors;
 mod engine;
 mod measure;
 mod orders;
+mod schedules;
 mod site;
 mod status;
 
@@ -51,6 +53,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if args.suite.is_none() || args.suite == Some(Suite::Orders) {
         orders::run(&args).await?;
+    }
+    if args.suite.is_none() || args.suite == Some(Suite::Schedules) {
+        schedules::run(&args).await?;
     }
     Ok(())
 }

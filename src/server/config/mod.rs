@@ -20,9 +20,12 @@ use super::{
     catalog::{default_sync_types, SyncTypeConfig, TaskEnv, ERP},
     connectors::http::{Connection, ConnectionConfig},
     engine::{types::SyncType, EngineSettings},
+    schedules::{built_in_schedules, spec::Timing, ScheduleDef},
     store::{redact_url, DatabaseTarget},
     workflows::defs::{WorkflowConfig, WorkflowDef},
 };
+
+use crate::model::ScheduleTarget;
 
 /// The file read when neither `--config` nor `BATON_CONFIG` names one (only if it exists).
 pub const DEFAULT_CONFIG_FILE: &str = "baton.toml";
@@ -182,6 +185,10 @@ pub struct Config {
     /// built-in (`daily-sync`, `employee-sync`) replaces it.
     #[serde(skip_serializing)]
     pub workflows: BTreeMap<String, WorkflowConfig>,
+    /// Timings of schedules by id (`[schedules.full-sync] cron = "0 6 * * *"`): a built-in
+    /// schedule's, or one for a sync type or workflow (like its own `schedule = {…}`).
+    #[serde(skip_serializing)]
+    pub schedules: BTreeMap<String, crate::model::ScheduleSpec>,
     /// Run the built-in demo ERP in this process and point the `erp` connection at it. Unset:
     /// on exactly when no `[connections]` are configured.
     pub demo: Option<bool>,
@@ -253,6 +260,7 @@ impl Default for Config {
             sync_types: default_sync_types(),
             connections: BTreeMap::new(),
             workflows: BTreeMap::new(),
+            schedules: BTreeMap::new(),
             demo: None,
             demo_erp_addr: None,
             demo_erp_latency: Duration::from_millis(20),
@@ -361,6 +369,91 @@ impl Config {
             .iter()
             .map(|(id, w)| WorkflowDef::from_config(id, w))
             .collect()
+    }
+
+    /// The schedules: the built-in ones (the full sync at 12:00, off in demo mode; the
+    /// employee sync every 6 hours), each sync type's and workflow's `schedule`, and
+    /// `[schedules.<id>]`, which sets the timing of the schedule of that id. Checked when loaded.
+    pub fn schedule_defs(&self) -> Result<Vec<ScheduleDef>, ConfigError> {
+        let mut defs: BTreeMap<String, (String, ScheduleDef)> =
+            built_in_schedules(self.demo_enabled())
+                .into_iter()
+                .filter(|d| match &d.target {
+                    ScheduleTarget::Sync(name) => self.sync_types.contains_key(name),
+                    _ => true,
+                })
+                .map(|d| (d.id.clone(), ("the built-in schedules".to_string(), d)))
+                .collect();
+        type Defs = BTreeMap<String, (String, ScheduleDef)>;
+        fn add(defs: &mut Defs, key: String, def: ScheduleDef) -> Result<(), ConfigError> {
+            if let Some((other, _)) = defs.get(&def.id) {
+                if !other.starts_with("the built-in") && *other != key {
+                    return Err(ConfigError::Invalid(format!(
+                        "{key}: a schedule named `{}` is already set by {other}; rename one of them",
+                        def.id
+                    )));
+                }
+            }
+            Timing::compile(&def.spec)
+                .map_err(|e| ConfigError::Invalid(format!("{key}.{}: {}", e.field, e.message)))?;
+            defs.insert(def.id.clone(), (key, def));
+            Ok(())
+        }
+        for (name, ty) in &self.sync_types {
+            if let Some(spec) = &ty.schedule {
+                add(
+                    &mut defs,
+                    format!("sync_types.{name}.schedule"),
+                    ScheduleDef {
+                        id: name.clone(),
+                        target: ScheduleTarget::Sync(name.clone()),
+                        spec: spec.clone(),
+                    },
+                )?;
+            }
+        }
+        for (id, workflow) in &self.workflows {
+            if let Some(spec) = &workflow.schedule {
+                add(
+                    &mut defs,
+                    format!("workflows.{id}.schedule"),
+                    ScheduleDef {
+                        id: id.clone(),
+                        target: ScheduleTarget::Workflow(id.clone()),
+                        spec: spec.clone(),
+                    },
+                )?;
+            }
+        }
+        for (id, spec) in &self.schedules {
+            let key = format!("schedules.{id}");
+            let target = match defs.get(id) {
+                Some((_, def)) => def.target.clone(),
+                None if self.sync_types.contains_key(id) => ScheduleTarget::Sync(id.clone()),
+                None if self.workflows.contains_key(id)
+                    || ["daily-sync", "employee-sync"].contains(&id.as_str()) =>
+                {
+                    ScheduleTarget::Workflow(id.clone())
+                }
+                None => {
+                    return Err(ConfigError::Invalid(format!(
+                        "{key}: there is no sync type, workflow or built-in schedule `{id}` \
+                         (the built-in schedules are full-sync and employee-changes)"
+                    )))
+                }
+            };
+            defs.remove(id);
+            add(
+                &mut defs,
+                key,
+                ScheduleDef {
+                    id: id.clone(),
+                    target,
+                    spec: spec.clone(),
+                },
+            )?;
+        }
+        Ok(defs.into_values().map(|(_, d)| d).collect())
     }
 
     /// How sign-in sessions behave.
@@ -785,6 +878,51 @@ mod tests {
             config.sync_types.contains_key("products"),
             "the other built-ins stay"
         );
+    }
+
+    #[test]
+    fn schedules_come_from_the_built_ins_the_types_the_workflows_and_their_own_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("baton.toml");
+        let load = |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            Config::load_from(Some(&file), &Overrides::default(), env(&[]))
+        };
+        let config = load(
+            "[sync_types.products]\npriority = 1\nschedule = { every = \"30m\" }\n\n\
+             [schedules.full-sync]\ncron = \"0 6 * * 1-5\"\ntz = \"Europe/Rome\"\n",
+        )
+        .unwrap();
+        let defs = config.schedule_defs().unwrap();
+        let ids: Vec<_> = defs.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(ids, ["employee-changes", "full-sync", "products"]);
+        let full = defs.iter().find(|d| d.id == "full-sync").unwrap();
+        assert_eq!(full.target, ScheduleTarget::Full);
+        assert_eq!(full.spec.cron.as_deref(), Some("0 6 * * 1-5"));
+        // Bad timings stop the start, naming the key and the field.
+        let err =
+            load("[sync_types.products]\npriority = 1\nschedule = { cron = \"0 12 * 13 *\" }\n")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.contains("sync_types.products.schedule.cron: field 4 (month) `13`"),
+            "{err}"
+        );
+        let err = load("[schedules.products]\nevery = \"100ms\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("schedules.products.every"), "{err}");
+        let err = load("[schedules.nightly]\nevery = \"1h\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("schedules.nightly: there is no sync type"),
+            "{err}"
+        );
+        let err = load("[schedules.full-sync]\ncron = \"0 12 * * *\"\ntz = \"Rome\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("schedules.full-sync.tz"), "{err}");
     }
 
     #[test]

@@ -227,6 +227,7 @@ impl Config {
             }
         }
         self.validate_workflows()?;
+        self.schedule_defs()?;
         if self.demo_erp_records == 0 {
             return out_of_range("demo_erp_records", "must be at least 1");
         }

@@ -192,7 +192,9 @@ async fn sync_full(
 
 /// `GET /api/sync/status` → `{current, queue, types}`.
 async fn sync_status(State(state): State<AppState>) -> Result<Json<SyncStatus>, ApiError> {
-    Ok(Json(state.engine.status().await?))
+    let mut status = state.engine.status().await?;
+    state.scheduler.annotate(&mut status).await?;
+    Ok(Json(status))
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod orders;
 pub mod people;
 pub mod perimeter;
+pub mod schedules;
 pub mod serve;
 pub mod sessions;
 
@@ -82,6 +83,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/events", get(events::events))
         .route("/api/events/poll", get(events::poll_events))
         .merge(jobs::routes())
+        .merge(schedules::routes())
         .merge(sessions::routes())
         .merge(people::routes())
         .merge(orders::routes())

@@ -455,6 +455,26 @@ impl Store {
         Ok(at.flatten())
     }
 
+    /// The last `limit` finished jobs of `sync_type`, newest first (the run history).
+    pub async fn finished_jobs(
+        &self,
+        sync_type: &str,
+        limit: u32,
+    ) -> Result<Vec<JobRow>, StoreError> {
+        let sql = format!(
+            "select {JOB_COLUMNS} from jobs where sync_type = $1 \
+             and state in ('completed', 'failed', 'cancelled') \
+             order by finished_at desc, id desc limit $2"
+        );
+        Ok(on_pool!(read self, pool => {
+            sqlx::query_as::<_, JobRow>(&sql)
+                .bind(sync_type)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?
+        }))
+    }
+
     /// The result of the last completed job of `sync_type`.
     pub async fn last_result(&self, sync_type: &str) -> Result<Option<String>, StoreError> {
         let sql = "select result from jobs where sync_type = $1 and state = 'completed' \

@@ -40,6 +40,7 @@ mod jobs;
 mod leases;
 mod people;
 mod records;
+mod schedules;
 mod sessions;
 mod smart;
 mod target;
@@ -56,6 +57,7 @@ pub use instances::InstanceRow;
 pub use jobs::{JobFilter, JobRow, NewJob, Outcome, ProgressRow, TypeFacts};
 pub use leases::{ClaimScope, Hold, Renewed, TransitionWrite};
 pub use people::{NewAuthSession, SessionUser, TokenRow, UserRow};
+pub use schedules::{FireClaim, FireRow, Fired, ScheduleRow};
 pub use target::{redact_url, DatabaseTarget};
 
 use std::{str::FromStr, time::Duration};

@@ -429,6 +429,9 @@ pub enum SessionOp {
         /// The job.
         job: NewJob,
     },
+    /// A schedule's fire that starts this session: its compare-and-set, its missed times, and
+    /// its row naming the session.
+    Fire(super::schedules::FireClaim),
 }
 
 /// What a session change wrote: the session as it is now, its new status rows, its new jobs.
@@ -604,6 +607,37 @@ impl Store {
                             .await?;
                             jobs.push(row);
                             1
+                        }
+                        SessionOp::Fire(claim) => {
+                            let claimed = sqlx::query(super::schedules::CLAIM_SQL)
+                                .bind(claim.next)
+                                .bind(claim.now)
+                                .bind(&claim.schedule_id)
+                                .bind(claim.revision)
+                                .bind(claim.expected)
+                                .execute(&mut *$tx)
+                                .await?
+                                .rows_affected();
+                            let fires = claim
+                                .missed
+                                .iter()
+                                .map(|(t, r)| (*t, "missed", Some(r.clone()), None))
+                                .chain(claim.fire_time.map(|t| (t, "fired", None, Some(id))));
+                            if claimed == 1 {
+                                for (time, outcome, reason, session) in fires {
+                                    sqlx::query(super::schedules::FIRE_SQL)
+                                        .bind(&claim.schedule_id)
+                                        .bind(time)
+                                        .bind(outcome)
+                                        .bind(reason)
+                                        .bind("[]")
+                                        .bind(session)
+                                        .bind(claim.now)
+                                        .execute(&mut *$tx)
+                                        .await?;
+                                }
+                            }
+                            claimed
                         }
                     };
                     if changed == 0 {

@@ -54,6 +54,9 @@ pub struct WorkflowConfig {
     pub name: Option<String>,
     /// The steps, in order.
     pub steps: Vec<WorkflowStepConfig>,
+    /// When a session starts by itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<crate::model::ScheduleSpec>,
 }
 
 /// One step of a configured workflow.

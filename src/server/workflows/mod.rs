@@ -198,6 +198,23 @@ impl Workflows {
     /// Starts a session of `workflow`; returns its id. Its first step starts at once. Refused
     /// while the workflow has a session open (running or waiting).
     pub async fn start(&self, workflow: &str, origin: &Origin) -> Result<Uuid, WorkflowError> {
+        match self.start_with(workflow, origin, None).await? {
+            Some(id) => Ok(id),
+            None => Err(WorkflowError::Conflict(format!(
+                "workflow `{workflow}` changed while its session was starting; try again"
+            ))),
+        }
+    }
+
+    /// Starts a session of `workflow`, written in one transaction with a schedule's fire claim
+    /// when given: `None` (nothing written) when the claim's compare-and-set misses (another
+    /// process fired that time, or the schedule was edited).
+    pub async fn start_with(
+        &self,
+        workflow: &str,
+        origin: &Origin,
+        fire: Option<crate::server::store::FireClaim>,
+    ) -> Result<Option<Uuid>, WorkflowError> {
         let def = self.def(workflow)?;
         if let Some(open) = self.inner.store.open_session_of(workflow).await? {
             return Err(WorkflowError::AlreadyOpen {
@@ -216,10 +233,11 @@ impl Workflows {
         })];
         self.enter(def, 1, SessionState::Running, Vec::new(), origin, &mut ops)
             .await?;
+        ops.extend(fire.map(SessionOp::Fire));
         match self.inner.store.apply_session_ops(id, 1, &ops).await {
             Ok(applied) => {
                 self.published(applied.as_ref());
-                Ok(id)
+                Ok(applied.map(|_| id))
             }
             // Another start of this workflow got in first (the database admits one open).
             Err(StoreError::Database(err)) if is_unique_violation(&err) => {

@@ -1,0 +1,235 @@
+//! The JSON API of the scheduler and the run history: list, edit, preview and run schedules,
+//! read their fire times, and the last runs of a sync type. Handlers read the request and call
+//! [`Scheduler`](crate::server::schedules::Scheduler).
+
+use axum::{
+    body::Bytes,
+    extract::{rejection::QueryRejection, Path, Query, State},
+    http::{header, HeaderMap, StatusCode},
+    response::IntoResponse,
+    routing::{get, post},
+    Json, Router,
+};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{
+    error::ApiError,
+    extract::{limit, Caller},
+};
+use crate::{
+    model::{JobState, RunRecord, ScheduleSpec},
+    server::{
+        schedules::{spec::SpecError, ScheduleError, Scheduler},
+        state::AppState,
+    },
+};
+
+/// The scheduler's routes, merged into the application router.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/schedules", get(list))
+        .route("/api/schedules/{id}", get(one).put(update))
+        .route("/api/schedules/{id}/preview", post(preview))
+        .route("/api/schedules/{id}/run-now", post(run_now))
+        .route("/api/schedules/{id}/fires", get(fires))
+        .route("/api/sync/{sync_type}/history", get(history))
+}
+
+impl From<SpecError> for ApiError {
+    fn from(err: SpecError) -> Self {
+        ApiError::InvalidFields(vec![(err.field.to_string(), err.message)])
+    }
+}
+
+impl From<ScheduleError> for ApiError {
+    fn from(err: ScheduleError) -> Self {
+        match err {
+            ScheduleError::NotFound(_) => ApiError::NotFound(err.to_string()),
+            ScheduleError::Invalid(spec) => spec.into(),
+            ScheduleError::Engine(engine) => engine.into(),
+            ScheduleError::Workflow(workflow) => workflow.into(),
+            ScheduleError::Store(cause) => ApiError::Internal(cause),
+        }
+    }
+}
+
+/// A schedule body: `{every}` or `{cron, tz}`, with `enabled` and `on_missed`.
+fn spec_body(headers: &HeaderMap, body: &Bytes) -> Result<ScheduleSpec, ApiError> {
+    if let Some(kind) = headers.get(header::CONTENT_TYPE) {
+        let kind = kind.to_str().unwrap_or("");
+        if !kind.starts_with("application/json") {
+            return Err(ApiError::BadRequest(format!(
+                "the body must be JSON sent with Content-Type: application/json, not `{kind}`"
+            )));
+        }
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::Unprocessable(
+            "the body must be a schedule, e.g. {\"every\": \"30m\"} or {\"cron\": \"0 12 * * *\", \
+             \"tz\": \"Europe/Rome\", \"enabled\": true, \"on_missed\": \"run_once\"}"
+                .into(),
+        ));
+    }
+    serde_json::from_slice(body).map_err(|err| match err.classify() {
+        serde_json::error::Category::Data => ApiError::Unprocessable(format!(
+            "the body is not a schedule: {err}; it takes every or cron, tz, enabled and \
+             on_missed (run_once or skip)"
+        )),
+        _ => ApiError::BadRequest(format!("the body is not valid JSON: {err}")),
+    })
+}
+
+/// `GET /api/schedules` → `[ScheduleView]`.
+async fn list(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(state.scheduler.list().await?))
+}
+
+/// `GET /api/schedules/{id}` → `ScheduleView`.
+async fn one(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(state.scheduler.get(&id).await?))
+}
+
+/// `PUT /api/schedules/{id}` with a schedule → the schedule as it is now (422 naming the field
+/// that cannot be used; a sync type or workflow without a schedule gets one).
+async fn update(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    who: Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let spec = spec_body(&headers, &body)?;
+    let view = state
+        .scheduler
+        .update(&id, &spec, &who.0.actor().label(), Utc::now())
+        .await?;
+    Ok(Json(view))
+}
+
+/// `POST /api/schedules/{id}/preview` with a schedule → `{next: [five times]}`, nothing saved.
+async fn preview(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    // The id must name something a schedule can belong to, as for a save.
+    match state.scheduler.get(&id).await {
+        Ok(_) => {}
+        Err(ScheduleError::NotFound(_))
+            if state.engine.types().iter().any(|t| t.name == id)
+                || state.workflows.definitions().contains_key(&id) => {}
+        Err(err) => return Err(err.into()),
+    }
+    let spec = spec_body(&headers, &body)?;
+    let next = Scheduler::preview(&spec, Utc::now())?;
+    Ok(Json(crate::model::SchedulePreview { next }))
+}
+
+/// `POST /api/schedules/{id}/run-now` → 202 `{job_ids, session_id}`: its target runs now, as
+/// the caller's request (a job of that type already waiting is the one returned).
+async fn run_now(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    who: Caller,
+) -> Result<impl IntoResponse, ApiError> {
+    let origin = who.origin(Some(format!("run now from schedule {id}")));
+    let started = state.scheduler.run_now(&id, &origin).await?;
+    Ok((StatusCode::ACCEPTED, Json(started)))
+}
+
+#[derive(Debug, Deserialize)]
+struct FireQuery {
+    before: Option<String>,
+    limit: Option<String>,
+}
+
+/// `GET /api/schedules/{id}/fires?before=&limit=` → `{fires, next_before}`, newest first.
+async fn fires(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    query: Result<Query<FireQuery>, QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let before = match query
+        .before
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        None => None,
+        Some(raw) => Some(
+            DateTime::parse_from_rfc3339(raw)
+                .map_err(|_| {
+                    ApiError::BadRequest(format!(
+                        "`before` must be the `next_before` of a previous page (an RFC 3339 \
+                         time); got `{raw}`"
+                    ))
+                })?
+                .with_timezone(&Utc),
+        ),
+    };
+    let limit = limit(query.limit, 50, 500)?;
+    let fires = state.scheduler.fires(&id, before, limit).await?;
+    let next_before = (fires.len() == limit as usize)
+        .then(|| fires.last().map(|f| f.fire_time))
+        .flatten();
+    Ok(Json(json!({ "fires": fires, "next_before": next_before })))
+}
+
+#[derive(Debug, Deserialize)]
+struct HistoryQuery {
+    limit: Option<String>,
+}
+
+/// `GET /api/sync/{type}/history?limit=100` → `{runs}`: its last finished runs, newest first,
+/// with start, duration, outcome, counts and error.
+async fn history(
+    State(state): State<AppState>,
+    Path(sync_type): Path<String>,
+    query: Result<Query<HistoryQuery>, QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let limit = limit(query.limit, 100, 1000)?;
+    let runs = run_history(&state, &sync_type, limit).await?;
+    Ok(Json(json!({ "sync_type": sync_type, "runs": runs })))
+}
+
+/// The last `limit` finished runs of `sync_type`, newest first; 404 for an unknown type.
+pub async fn run_history(
+    state: &AppState,
+    sync_type: &str,
+    limit: u32,
+) -> Result<Vec<RunRecord>, ApiError> {
+    if !state.engine.types().iter().any(|t| t.name == sync_type) {
+        return Err(ApiError::NotFound(format!(
+            "there is no sync type `{sync_type}`"
+        )));
+    }
+    let rows = state.store.finished_jobs(sync_type, limit).await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let job = row.to_job();
+            RunRecord {
+                duration_ms: match (row.started_at, row.finished_at) {
+                    (Some(s), Some(f)) => Some((f - s).num_milliseconds().max(0) as u64),
+                    _ => None,
+                },
+                job_id: job.id,
+                started_at: row.started_at,
+                finished_at: row.finished_at,
+                outcome: JobState::parse(&row.state).unwrap_or(JobState::Failed),
+                processed: row.processed.max(0) as u64,
+                total: row.total.map(|t| t.max(0) as u64),
+                error: job.error,
+                source: job.source,
+            }
+        })
+        .collect())
+}
