@@ -1,5 +1,5 @@
 // The Tasks page in a real browser: filter and search the job history, look inside a job, and
-// retry a cancelled one.
+// retry a cancelled one; cancel several at once.
 import { expect, test } from '@playwright/test';
 import { mkdirSync } from 'node:fs';
 import { api } from './people';
@@ -81,4 +81,43 @@ test('a job that changed before the live connection opened is shown as it is', a
 
   await expect(page.locator('.live-status')).toHaveAttribute('data-connection', 'live');
   await expect(page.locator(`li.job[data-job="${started.job_id}"]`)).toHaveAttribute('data-state', 'cancelled');
+});
+
+test('bulk cancel: tick waiting jobs, confirm the count, and they end cancelled', async ({ page, baseURL }) => {
+  const request = await api(baseURL);
+  // An open order form (a smart-sync lease, kept alive) holds every other exclusive sync, so
+  // the three below wait for as long as this test needs.
+  const tab = `bulk-${Date.now()}`;
+  await request.post('/api/customers/smart-sync', { data: { tab_id: tab } });
+  const beat = setInterval(() => void request.post('/api/customers/smart-sync/heartbeat', { data: { tab_id: tab } }), 1_000);
+  const waiting: string[] = [];
+  for (const type of ['ddt', 'invoices', 'prices']) {
+    waiting.push((await (await request.post(`/api/sync/${type}`)).json()).job_id);
+  }
+  try {
+    await page.goto('/tasks');
+    await expect(page.locator('.live-status')).toHaveAttribute('data-connection', 'live');
+    await page.getByLabel('State').selectOption('pending');
+    for (const id of waiting.slice(0, 2)) {
+      await page.locator(`li.job[data-job="${id}"]`).getByTestId('pick').check();
+    }
+    await expect(page.getByTestId('bulk-bar')).toContainText('2 selected');
+    await page.getByTestId('bulk-cancel').click();
+    await expect(page.getByTestId('bulk-confirm')).toHaveText('Cancel 2 jobs?');
+    await page.screenshot({ path: `${shots}/tasks-bulk-confirm.png`, fullPage: true });
+    await page.getByTestId('bulk-yes').click();
+    await expect(page.getByTestId('bulk-report')).toHaveText('2 done.');
+    await expect(page.getByTestId('bulk-bar')).toHaveCount(0);
+    for (const id of waiting.slice(0, 2)) {
+      expect((await (await request.get(`/api/jobs/${id}`)).json()).state).toBe('cancelled');
+      await expect(page.locator(`li.job[data-job="${id}"]`)).toHaveCount(0);
+    }
+    // The third was not ticked: it still waits.
+    await expect(page.locator(`li.job[data-job="${waiting[2]}"]`)).toHaveAttribute('data-state', 'pending');
+  } finally {
+    // Leave a quiet engine for the specs after this one.
+    clearInterval(beat);
+    await request.post('/api/customers/resume-syncs', { data: { tab_id: tab } });
+    await request.post('/api/jobs/bulk', { data: { action: 'cancel', ids: waiting } });
+  }
 });

@@ -9,7 +9,7 @@ mod error;
 pub mod orders;
 pub mod schedules;
 
-use leptos::prelude::*;
+use leptos::{prelude::*, server_fn::codec::Json};
 
 pub use self::error::UiError;
 use crate::model::{EntityChange, Job, JobLogLine, SyncStatus, WorkflowOverview};
@@ -102,14 +102,40 @@ pub async fn retry_job(id: String) -> Result<Job, UiError> {
         .map_err(UiError::from)
 }
 
-/// The newest `limit` jobs (at most 500) matching the filters; empty strings mean "any".
-#[server(prefix = "/api/fn", endpoint = "list_jobs")]
-pub async fn list_jobs(
-    state: String,
-    sync_type: String,
-    q: String,
-    limit: u32,
-) -> Result<Vec<Job>, UiError> {
+/// The filters of the tasks view; empty strings mean "any".
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct JobQuery {
+    /// A job state.
+    pub state: String,
+    /// A sync type.
+    pub sync_type: String,
+    /// Text in the type, message, error, who or note.
+    pub q: String,
+    /// A source (`manual`, `scheduler`, `api`, `webhook`, `smart`).
+    pub source: String,
+    /// Text in who asked.
+    pub who: String,
+    /// Created at or after (a date or an RFC 3339 time).
+    pub since: String,
+    /// Created before.
+    pub until: String,
+    /// Only jobs older than this one (the last of the page before).
+    pub before: String,
+}
+
+/// A page of at most `limit` jobs (at most 500), newest first, matching `query`.
+#[server(prefix = "/api/fn", endpoint = "list_jobs", input = Json)]
+pub async fn list_jobs(query: JobQuery, limit: u32) -> Result<Vec<Job>, UiError> {
+    let JobQuery {
+        state,
+        sync_type,
+        q,
+        source,
+        who,
+        since,
+        until,
+        before,
+    } = query;
     use crate::{model::JobState, server::store::JobFilter};
     let app = server::state()?;
     let nonempty = |s: String| Some(s.trim().to_string()).filter(|s| !s.is_empty());
@@ -123,14 +149,60 @@ pub async fn list_jobs(
     let text = |name: &str, value: String| {
         crate::server::http::extract::filter(name, Some(value)).map_err(UiError::from)
     };
+    use crate::server::http::jobs;
+    let before = match nonempty(before) {
+        None => None,
+        Some(raw) => Some(server::job_id(&raw)?),
+    };
     let filter = JobFilter {
         state: job_state,
         sync_type: text("sync_type", sync_type)?,
         q: text("q", q)?,
-        before: None,
+        before,
         limit: limit.clamp(1, 500),
+        source: jobs::source(Some(source)).map_err(UiError::from)?,
+        who: text("who", who)?,
+        since: jobs::time("since", Some(since)).map_err(UiError::from)?,
+        until: jobs::time("until", Some(until)).map_err(UiError::from)?,
     };
     app.engine.list(&filter).await.map_err(UiError::from)
+}
+
+/// Cancels or retries each of `ids`, as single calls would; what happened to each.
+#[server(prefix = "/api/fn", endpoint = "bulk_jobs", input = Json)]
+pub async fn bulk_jobs(
+    action: crate::model::BulkAction,
+    ids: Vec<String>,
+) -> Result<Vec<crate::model::BulkOutcome>, UiError> {
+    let state = server::state()?;
+    let ids = ids
+        .iter()
+        .map(|raw| server::job_id(raw))
+        .collect::<Result<Vec<_>, _>>()?;
+    state
+        .engine
+        .bulk(action, &ids, &server::dashboard())
+        .await
+        .map_err(UiError::from)
+}
+
+/// The newest workflow sessions (at most 20), newest first.
+#[server(prefix = "/api/fn", endpoint = "list_sessions")]
+pub async fn list_sessions() -> Result<Vec<crate::model::SessionLine>, UiError> {
+    let state = server::state()?;
+    let rows = state
+        .store
+        .recent_sessions(20)
+        .await
+        .map_err(|e| UiError::from(crate::server::http::error::ApiError::Internal(e)))?;
+    Ok(rows
+        .into_iter()
+        .map(|row| crate::model::SessionLine {
+            update: row.update(),
+            source: row.source.clone(),
+            triggered_by: row.triggered_by.clone(),
+        })
+        .collect())
 }
 
 /// One job (the tasks page opens it from `?job=<id>`).

@@ -136,3 +136,30 @@ pub async fn run_histories() -> Result<Vec<TypeHistory>, UiError> {
     }
     Ok(histories)
 }
+
+/// Seed 004's statistics of every type over the last 7 and 30 days.
+#[server(prefix = "/api/fn", endpoint = "sync_stats")]
+pub async fn sync_stats() -> Result<Vec<crate::model::TypeStats>, UiError> {
+    let state = super::server::state()?;
+    state
+        .scheduler
+        .stats(Utc::now())
+        .await
+        .map_err(|e| crate::server::http::error::ApiError::from(e).into())
+}
+
+/// The schedule fire that queued job `id`, if one did.
+#[server(prefix = "/api/fn", endpoint = "job_fire")]
+pub async fn job_fire(id: String) -> Result<Option<crate::model::ScheduleFire>, UiError> {
+    let state = super::server::state()?;
+    let job = state
+        .engine
+        .job(super::server::job_id(&id)?)
+        .await
+        .map_err(UiError::from)?;
+    state
+        .scheduler
+        .fire_of(&job)
+        .await
+        .map_err(|e| crate::server::http::error::ApiError::from(e).into())
+}

@@ -97,6 +97,15 @@ fn ActivityRow(event: LiveEvent) -> impl IntoView {
                 ))
                 .unwrap_or_default()
         ),
+        EventKind::SyncLate(c) => format!(
+            "{} is {}{}",
+            c.sync_type,
+            c.freshness.as_str(),
+            c.note
+                .as_deref()
+                .map(|n| format!(": {n}"))
+                .unwrap_or_default()
+        ),
         EventKind::JobLog(line) => format!("{}: {}", line.level.as_str(), line.message),
         EventKind::StepStatus(row) => format!(
             "step {} {}: {}{}",

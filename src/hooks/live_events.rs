@@ -74,6 +74,18 @@ impl LiveEvents {
         })
     }
 
+    /// The id of the newest `session-updated` event: a workflow session changed.
+    pub fn session_changes(self) -> Memo<Option<u64>> {
+        Memo::new(move |_| {
+            self.recent.with(|recent| {
+                recent
+                    .iter()
+                    .find(|e| matches!(e.kind, EventKind::SessionUpdated(_)))
+                    .map(|e| e.id)
+            })
+        })
+    }
+
     /// The id of the newest `schedule-updated` event: a schedule was edited or fired.
     pub fn schedule_changes(self) -> Memo<Option<u64>> {
         Memo::new(move |_| {

@@ -62,6 +62,8 @@ pub enum EventKind {
     SmartSyncTimeout(SmartSyncEvent),
     /// A schedule was changed (timing, on or off) or fired: what it looks like now.
     ScheduleUpdated(super::ScheduleView),
+    /// A sync type turned late (its schedule's run was missed or did not succeed) or stale.
+    SyncLate(super::FreshnessChange),
 }
 
 impl EventKind {
@@ -82,6 +84,7 @@ impl EventKind {
         "smart-sync-ended",
         "smart-sync-timeout",
         "schedule-updated",
+        "sync-late",
     ];
 
     /// This event's SSE `event:` name.
@@ -102,6 +105,7 @@ impl EventKind {
             EventKind::SmartSyncEnded(_) => "smart-sync-ended",
             EventKind::SmartSyncTimeout(_) => "smart-sync-timeout",
             EventKind::ScheduleUpdated(_) => "schedule-updated",
+            EventKind::SyncLate(_) => "sync-late",
         }
     }
 }

@@ -243,6 +243,52 @@ pub struct TypeStatus {
     pub running_job: Option<String>,
     /// The id of its waiting job.
     pub pending_job: Option<String>,
+    /// Whether its data is as fresh as its schedule promises.
+    #[serde(default)]
+    pub freshness: Freshness,
+    /// Why it is late or stale, in words.
+    #[serde(default)]
+    pub freshness_note: Option<String>,
+}
+
+/// How fresh a sync type's data is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Freshness {
+    /// Nothing to judge by: no schedule and no success yet.
+    #[default]
+    Unknown,
+    /// Its last success is as recent as its schedule (or the stale age) asks.
+    Fresh,
+    /// Its schedule's last run was missed, or no run succeeded since the one before it.
+    Late,
+    /// Its last success is older than `stale_after`.
+    Stale,
+}
+
+impl Freshness {
+    /// Its name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Freshness::Unknown => "unknown",
+            Freshness::Fresh => "fresh",
+            Freshness::Late => "late",
+            Freshness::Stale => "stale",
+        }
+    }
+}
+
+/// A sync type turned late or stale (`sync-late`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FreshnessChange {
+    /// The type.
+    pub sync_type: String,
+    /// How fresh it is now.
+    pub freshness: Freshness,
+    /// Why, in words.
+    pub note: Option<String>,
+    /// Its last success.
+    pub last_success: Option<DateTime<Utc>>,
 }
 
 /// `GET /api/sync/status`.
@@ -257,4 +303,27 @@ pub struct SyncStatus {
     /// Open order forms and the hold they put on the queue.
     #[serde(default)]
     pub smart_sync: super::SmartSyncStatus,
+}
+
+/// What a bulk action does to each selected job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BulkAction {
+    /// Cancel it (a pending one at once, a running one when its task stops).
+    Cancel,
+    /// Run a failed or cancelled one again, as a new job.
+    Retry,
+}
+
+/// What a bulk action did to one job.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BulkOutcome {
+    /// The job asked about.
+    pub id: String,
+    /// Whether the action was taken.
+    pub ok: bool,
+    /// The job it made (a retry), if any.
+    pub job_id: Option<String>,
+    /// Why not, in words.
+    pub error: Option<String>,
 }

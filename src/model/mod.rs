@@ -14,17 +14,18 @@ pub use data::{ChangeCounts, ChangeKind, EntityChange, JobLogLine, LogLevel};
 
 pub use event::{DatabaseHealth, EventKind, EventPage, Heartbeat, LiveEvent};
 pub use job::{
-    Job, JobProgress, JobSource, JobState, QueueCounts, SyncState, SyncStatus, TypeStatus,
+    BulkAction, BulkOutcome, Freshness, FreshnessChange, Job, JobProgress, JobSource, JobState,
+    QueueCounts, SyncState, SyncStatus, TypeStatus,
 };
 pub use orders::{
     money, CustomerHit, Draft, DraftInput, DraftLine, DraftLineInput, DraftStatus, ProductHit,
     SmartLease, SmartSyncAnswer, SmartSyncEvent, SmartSyncStatus,
 };
 pub use schedule::{
-    FireOutcome, OnMissed, RunRecord, ScheduleFire, SchedulePreview, ScheduleSpec, ScheduleTarget,
-    ScheduleView,
+    FireOutcome, OnMissed, PeriodStats, RunRecord, ScheduleFire, SchedulePreview, ScheduleSpec,
+    ScheduleTarget, ScheduleView, TypeStats,
 };
 pub use session::{
-    SessionCleared, SessionState, SessionStatus, SessionUpdate, SessionView, StatusRow, StepJob,
-    StepStatus, StepView, WorkflowOverview,
+    SessionCleared, SessionLine, SessionState, SessionStatus, SessionUpdate, SessionView,
+    StatusRow, StepJob, StepStatus, StepView, WorkflowOverview,
 };

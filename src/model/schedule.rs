@@ -217,3 +217,34 @@ pub struct RunRecord {
     /// Where the request came from (`scheduler`, `manual`, …).
     pub source: super::JobSource,
 }
+
+/// A sync type's runs over a period (seed 004's statistics).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PeriodStats {
+    /// The period, in days back from now.
+    pub days: u32,
+    /// Finished runs in it.
+    pub runs: u64,
+    /// Runs per day.
+    pub per_day: f64,
+    /// Completed runs / finished runs (cancelled ones left out), when any finished.
+    pub success_rate: Option<f64>,
+    /// The median duration of its runs, in milliseconds.
+    pub median_ms: Option<u64>,
+    /// Records created, updated or removed by its runs.
+    pub changed: u64,
+}
+
+/// One sync type's statistics over the last 7 and 30 days.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TypeStats {
+    /// The type.
+    pub sync_type: String,
+    /// The last 7 days.
+    pub week: PeriodStats,
+    /// The last 30 days.
+    pub month: PeriodStats,
+    /// The oldest run still kept (older ones were pruned: `keep` per type), if it is inside
+    /// the month: the figures cover only what is kept.
+    pub kept_since: Option<DateTime<Utc>>,
+}

@@ -245,3 +245,14 @@ pub struct WorkflowOverview {
     /// Its newest session; `None` before the first.
     pub session: Option<SessionView>,
 }
+
+/// One session in a list (the tasks view): what ran, how it went, who started it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SessionLine {
+    /// Where it is, with its workflow, run and times.
+    pub update: SessionUpdate,
+    /// manual | scheduler | api | webhook.
+    pub source: String,
+    /// Who started it.
+    pub triggered_by: Option<String>,
+}

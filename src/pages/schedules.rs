@@ -7,9 +7,10 @@ use leptos::prelude::*;
 
 use crate::{
     api::schedules::{
-        list_schedules, preview_schedule, run_histories, Checked, RunSchedule, SaveSchedule,
+        list_schedules, preview_schedule, run_histories, sync_stats, Checked, RunSchedule,
+        SaveSchedule,
     },
-    components::{time_of_day, RunChart},
+    components::{duration_text, time_of_day, RunChart},
     hooks::{can, use_live_events},
     model::{FireOutcome, OnMissed, Role, ScheduleSpec, ScheduleView},
 };
@@ -368,6 +369,74 @@ pub fn HistoryPanel() -> impl IntoView {
                     .into_any(),
                     Err(err) => view! {
                         <p class="notice notice-error" role="alert">{format!("The history could not be read: {err}")}</p>
+                    }
+                    .into_any(),
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+/// Seed 004's statistics: each type's runs per day, success rate, median duration and records
+/// changed over the last 7 and 30 days.
+#[component]
+pub fn StatsPanel() -> impl IntoView {
+    let live = use_live_events();
+    let changed = live.job_changes();
+    let stats = Resource::new(
+        move || (changed.get(), live.resyncs.get()),
+        |_| sync_stats(),
+    );
+    let cell = |p: &crate::model::PeriodStats| {
+        let rate = p
+            .success_rate
+            .map(|r| format!("{:.0}%", r * 100.0))
+            .unwrap_or_else(|| "–".into());
+        let median = p.median_ms.map(duration_text).unwrap_or_else(|| "–".into());
+        format!(
+            "{:.1}/day · {rate} ok · median {median} · {} changed",
+            p.per_day, p.changed
+        )
+    };
+    view! {
+        <section class="panel" aria-labelledby="stats-heading" data-testid="stats">
+            <h2 id="stats-heading">"Statistics"</h2>
+            <Transition fallback=|| view! { <p class="loading">"Loading statistics…"</p> }>
+                {move || stats.get().map(|result| match result {
+                    Ok(list) => {
+                        let list: Vec<_> = list.into_iter().filter(|t| t.month.runs > 0).collect();
+                        if list.is_empty() {
+                            return view! { <p class="muted">"No runs in the last 30 days."</p> }.into_any();
+                        }
+                        view! {
+                            <table class="schedule-table stats-table">
+                                <thead>
+                                    <tr>
+                                        <th scope="col">"Type"</th>
+                                        <th scope="col">"Last 7 days"</th>
+                                        <th scope="col">"Last 30 days"</th>
+                                    </tr>
+                                </thead>
+                                <tbody>
+                                    {list.into_iter().map(|t| view! {
+                                        <tr data-stats=t.sync_type.clone()>
+                                            <th scope="row"><span class="type-name">{t.sync_type.clone()}</span></th>
+                                            <td>{format!("{} runs · {}", t.week.runs, cell(&t.week))}</td>
+                                            <td>
+                                                {format!("{} runs · {}", t.month.runs, cell(&t.month))}
+                                                {t.kept_since.map(|k| view! {
+                                                    <span class="type-meta">{format!("only the runs kept, since {}", k.format("%d %b"))}</span>
+                                                })}
+                                            </td>
+                                        </tr>
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        }
+                        .into_any()
+                    }
+                    Err(err) => view! {
+                        <p class="notice notice-error" role="alert">{format!("The statistics could not be read: {err}")}</p>
                     }
                     .into_any(),
                 })}

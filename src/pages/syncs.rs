@@ -11,7 +11,7 @@ use crate::{
     api::{get_sync_status, CancelJob, RunSync, UiError},
     components::{time_of_day, PageHeader, ProgressBar},
     hooks::use_live_events,
-    model::{Job, JobProgress, SyncState, SyncStatus, TypeStatus},
+    model::{Freshness, Job, JobProgress, SyncState, SyncStatus, TypeStatus},
 };
 
 /// Route component for the syncs page.
@@ -82,6 +82,7 @@ pub fn SyncsPage() -> impl IntoView {
         </Transition>
         <super::schedules::SchedulesPanel/>
         <super::schedules::HistoryPanel/>
+        <super::schedules::StatsPanel/>
     }
 }
 
@@ -272,6 +273,12 @@ fn TypeRow(
             </th>
             <td>
                 <span class=format!("state state-{class}")>{label}</span>
+                {matches!(t.freshness, Freshness::Late | Freshness::Stale).then(|| view! {
+                    <span class="state state-warn" data-testid="freshness" title=t.freshness_note.clone().unwrap_or_default()>
+                        {t.freshness.as_str()}
+                    </span>
+                    <p class="row-error">{t.freshness_note.clone()}</p>
+                })}
                 {live}
                 {t.last_error.clone().map(|e| view! {
                     <p class="row-error">

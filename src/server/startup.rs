@@ -138,7 +138,8 @@ impl Application {
             workflows.clone(),
             events.clone(),
             config.schedule_defs()?,
-        );
+        )
+        .with_stale_after(config.stale_after);
         scheduler
             .seed(Utc::now())
             .await

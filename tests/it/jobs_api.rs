@@ -501,3 +501,211 @@ async fn a_cross_site_page_cannot_start_a_sync() {
     let (_, page) = app.get_json_status("/api/jobs").await;
     assert!(page["jobs"].as_array().unwrap().is_empty());
 }
+
+both_backends!(
+    the_tasks_view_filters_by_source_who_and_time_and_acts_in_bulk,
+    |db| {
+        let app = app(db).await;
+        // The blocker holds the mutex; three exclusive jobs wait behind it.
+        let (_, blocker) = app.post_json("/api/sync/blocker", Some(json!({}))).await;
+        let mut waiting = Vec::new();
+        for ty in ["orders", "customers", "ddt"] {
+            let (status, body) = app.post_json(&format!("/api/sync/{ty}"), None).await;
+            assert_eq!(status, 202, "{body}");
+            waiting.push(body["job_id"].as_str().unwrap().to_string());
+        }
+        let ids = |page: &Value| -> Vec<String> {
+            page["jobs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|j| j["id"].as_str().unwrap().to_string())
+                .collect()
+        };
+        // Source and who: everything here came through the API from token:tests.
+        assert_eq!(ids(&app.get_json("/api/jobs?source=api").await).len(), 4);
+        assert!(ids(&app.get_json("/api/jobs?source=scheduler").await).is_empty());
+        assert_eq!(ids(&app.get_json("/api/jobs?who=TOKEN:TE").await).len(), 4);
+        assert!(ids(&app.get_json("/api/jobs?who=nobody").await).is_empty());
+        // Time range: a date, or an RFC 3339 time.
+        let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+        assert_eq!(
+            ids(&app.get_json(&format!("/api/jobs?since={today}")).await).len(),
+            4
+        );
+        assert!(ids(&app.get_json(&format!("/api/jobs?until={today}")).await).is_empty());
+        assert!(ids(&app.get_json("/api/jobs?since=2999-01-01T00:00:00Z").await).is_empty());
+        // Bad filters: 400 naming the parameter.
+        for (query, says) in [
+            ("source=robot", "`source` must be one of"),
+            ("since=yesterday", "`since` must be a time"),
+            ("until=2026-13-01", "`until` must be a time"),
+            ("who=a%00b", "`who` must not contain control characters"),
+        ] {
+            let (status, body) = app.get_json_status(&format!("/api/jobs?{query}")).await;
+            assert_eq!(status, 400, "{query}: {body}");
+            assert!(
+                body["message"].as_str().unwrap().contains(says),
+                "{query}: {body}"
+            );
+        }
+
+        // Bulk cancel: each answers for itself.
+        let (status, body) = app
+            .post_json(
+                "/api/jobs/bulk",
+                Some(json!({ "action": "cancel", "ids": [waiting[0], waiting[1]] })),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let results = body["results"].as_array().unwrap();
+        assert!(results.iter().all(|r| r["ok"] == true), "{body}");
+        for id in &waiting[..2] {
+            assert_eq!(
+                app.get_json(&format!("/api/jobs/{id}")).await["state"],
+                "cancelled"
+            );
+        }
+        assert_eq!(
+            app.get_json(&format!("/api/jobs/{}", waiting[2])).await["state"],
+            "pending"
+        );
+        // Retry: the two cancelled ones again; the pending one is refused, the others still done.
+        let (status, body) = app
+            .post_json(
+                "/api/jobs/bulk",
+                Some(json!({ "action": "retry", "ids": [waiting[0], waiting[2], waiting[1]] })),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let results = body["results"].as_array().unwrap();
+        assert_eq!(results[0]["ok"], true);
+        assert!(results[0]["job_id"].is_string());
+        assert_eq!(results[1]["ok"], false);
+        assert!(
+            results[1]["error"].as_str().unwrap().contains("pending"),
+            "{body}"
+        );
+        assert_eq!(results[2]["ok"], true);
+        // Bad bulk requests.
+        let many: Vec<String> = (0..501).map(|_| uuid::Uuid::now_v7().to_string()).collect();
+        for (body, want) in [
+            (json!({ "action": "cancel", "ids": [] }), 422),
+            (json!({ "action": "cancel", "ids": many }), 422),
+            (json!({ "action": "cancel", "ids": ["not-an-id"] }), 400),
+            (json!({ "action": "explode", "ids": [waiting[2]] }), 422),
+            (json!({ "ids": [waiting[2]] }), 422),
+        ] {
+            let (status, answer) = app.post_json("/api/jobs/bulk", Some(body.clone())).await;
+            assert_eq!(status, want, "{body} → {answer}");
+        }
+        let (status, _) = app.post_json("/api/jobs/bulk", None).await;
+        assert_eq!(status, 422, "no body");
+        // An unknown id is that id's refusal, not the request's.
+        let (status, body) = app
+        .post_json(
+            "/api/jobs/bulk",
+            Some(json!({ "action": "cancel", "ids": [uuid::Uuid::now_v7().to_string(), blocker["job_id"]] })),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(body["results"][0]["ok"], false);
+        assert!(body["results"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("there is no job"));
+        assert_eq!(body["results"][1]["ok"], true);
+        app.shutdown().await;
+    }
+);
+
+both_backends!(
+    statistics_and_freshness_follow_the_runs_and_the_schedule,
+    |db| {
+        let app = app(db).await;
+        // Nothing has run: no success, nothing to judge.
+        let status = app.get_json("/api/sync/status").await;
+        assert_eq!(status["types"]["products"]["freshness"], "unknown");
+        let (code, _) = app.post_json("/api/sync/products", None).await;
+        assert_eq!(code, 202);
+        eventually(Duration::from_secs(30), || async {
+            let s = app.get_json("/api/sync/status").await;
+            if s["types"]["products"]["last_success"].is_string() {
+                Ok(())
+            } else {
+                Err(s["types"]["products"].clone())
+            }
+        })
+        .await;
+        let status = app.get_json("/api/sync/status").await;
+        assert_eq!(status["types"]["products"]["freshness"], "fresh");
+        let stats = app.get_json("/api/sync/stats").await;
+        let products = stats["types"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["sync_type"] == "products")
+            .unwrap()
+            .clone();
+        assert_eq!(products["week"]["runs"], 1);
+        assert_eq!(products["week"]["success_rate"], 1.0);
+        assert!(products["week"]["median_ms"].is_u64());
+
+        // A schedule whose runs are missed makes it late, with an event that says why.
+        let mut events =
+            SseReader::new(app.client.get(app.url("/api/events")).send().await.unwrap());
+        let mut spec = baton::model::ScheduleSpec::every("10m");
+        spec.on_missed = baton::model::OnMissed::Skip;
+        let scheduler = &app.state.scheduler;
+        let t0 = baton::server::schedules::millis(chrono::Utc::now());
+        scheduler
+            .update("products", &spec, "tests", t0)
+            .await
+            .unwrap();
+        // An hour later by the test clock: its runs passed while nobody ran them.
+        scheduler
+            .tick(t0 + chrono::Duration::minutes(65))
+            .await
+            .unwrap();
+        scheduler
+            .watch_freshness(t0 + chrono::Duration::minutes(65))
+            .await
+            .unwrap();
+        let status = app.get_json("/api/sync/status").await;
+        assert_eq!(
+            status["types"]["products"]["freshness"], "late",
+            "{}",
+            status["types"]["products"]
+        );
+        assert!(status["types"]["products"]["freshness_note"]
+            .as_str()
+            .unwrap()
+            .contains("was missed"));
+        let late = loop {
+            let frame = events
+                .next(Duration::from_secs(10))
+                .await
+                .expect("a sync-late event");
+            if frame.event == "sync-late" {
+                break frame;
+            }
+        };
+        let data: Value = serde_json::from_str(&late.data).unwrap();
+        assert_eq!(data["data"]["sync_type"], "products");
+        assert_eq!(data["data"]["freshness"], "late");
+        // Judged again, still late: no second event.
+        scheduler
+            .watch_freshness(t0 + chrono::Duration::minutes(66))
+            .await
+            .unwrap();
+        while let Ok(Some(frame)) = tokio::time::timeout(
+            Duration::from_millis(500),
+            events.next(Duration::from_secs(60)),
+        )
+        .await
+        {
+            assert_ne!(frame.event, "sync-late", "published twice");
+        }
+        app.shutdown().await;
+    }
+);

@@ -26,6 +26,8 @@ pub enum Suite {
     Orders,
     /// An idle scheduler tick and fire lateness with 1,000 schedules.
     Schedules,
+    /// The tasks view's pages over 1,000,000 stored jobs, on SQLite and Postgres.
+    Tasks,
 }
 
 /// Options of `baton bench`.

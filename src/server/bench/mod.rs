@@ -4,7 +4,8 @@
 //! `--suite connectors` ([`connectors`]) an HTTP pull; `--suite status` ([`status`]) status writes
 //! to SSE clients and idle SSE memory; `--suite orders` ([`orders`]) the order form's smart
 //! customer sync and picker; `--suite schedules` ([`schedules`]) the scheduler with 1,000
-//! schedules; without `--suite`, all six.
+//! schedules; `--suite tasks` ([`tasks`]) the tasks list over 1,000,000 jobs; without
+//! `--suite`, all seven.
 //!
 //! It measures the built site (WASM size, raw and brotli) and a real `baton serve` child process on
 //! a free port with a fresh SQLite database: time to first byte of the server-rendered home page
@@ -20,6 +21,7 @@ mod orders;
 mod schedules;
 mod site;
 mod status;
+mod tasks;
 
 use self::measure::ServerUnderTest;
 pub use measure::{BenchArgs, Suite};
@@ -56,6 +58,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if args.suite.is_none() || args.suite == Some(Suite::Schedules) {
         schedules::run(&args).await?;
+    }
+    if args.suite.is_none() || args.suite == Some(Suite::Tasks) {
+        tasks::run(&args).await?;
     }
     Ok(())
 }

@@ -59,6 +59,7 @@ pub const KEYS: &[&str] = &[
     "smart_sync_type",
     "smart_sync_timeout",
     "smart_sync_grace",
+    "stale_after",
     "public_url",
     "allowed_hosts",
     "cors_origins",
@@ -150,6 +151,10 @@ pub struct Config {
     /// A tab that sends no heartbeat for this long (closed without saying so) lets go.
     #[serde(with = "humantime_serde")]
     pub smart_sync_grace: Duration,
+    /// A sync type whose last success is older than this is `stale` (on the Syncs page, in the
+    /// status, and as a `sync-late` event).
+    #[serde(with = "humantime_serde")]
+    pub stale_after: Duration,
     /// Where people reach Baton, e.g. `https://baton.example.com` (behind a reverse proxy): its
     /// host is allowed in `Host`, its origin in `Origin`, and `https` makes the session cookie
     /// `Secure`. Unset: the bound address and `localhost`.
@@ -249,6 +254,7 @@ impl Default for Config {
             smart_sync_type: None,
             smart_sync_timeout: engine.smart_sync_timeout,
             smart_sync_grace: engine.smart_sync_grace,
+            stale_after: Duration::from_secs(2 * 86_400),
             public_url: None,
             allowed_hosts: Vec::new(),
             cors_origins: Vec::new(),
@@ -678,6 +684,7 @@ impl fmt::Debug for Config {
             .field("smart_sync_type", &self.smart_sync_type)
             .field("smart_sync_timeout", &self.smart_sync_timeout)
             .field("smart_sync_grace", &self.smart_sync_grace)
+            .field("stale_after", &self.stale_after)
             .field("public_url", &self.public_url)
             .field("allowed_hosts", &self.allowed_hosts)
             .field("cors_origins", &self.cors_origins)

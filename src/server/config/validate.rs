@@ -81,6 +81,9 @@ impl Config {
                 );
             }
         }
+        if self.stale_after < Duration::from_secs(60) {
+            return out_of_range("stale_after", "must be at least 1m, e.g. \"2d\"");
+        }
         if self.smart_sync_grace < Duration::from_secs(1) {
             return out_of_range("smart_sync_grace", "must be at least 1s, e.g. \"60s\"");
         }

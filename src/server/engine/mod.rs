@@ -38,7 +38,9 @@ use super::{
     lifecycle::{apply, Transition},
     store::{JobFilter, JobRow, NewJob, Outcome, Store, StoreError},
 };
-use crate::model::{Job, JobSource, JobState, SyncState, SyncStatus, TypeStatus};
+use crate::model::{
+    BulkAction, BulkOutcome, Job, JobSource, JobState, SyncState, SyncStatus, TypeStatus,
+};
 
 /// How the engine runs; from the configuration.
 #[derive(Clone, Debug)]
@@ -611,6 +613,49 @@ impl Engine {
         }
     }
 
+    /// Most jobs one bulk action takes.
+    pub const MAX_BULK: usize = 500;
+
+    /// Cancels or retries each of `ids` (at most [`Engine::MAX_BULK`]), one by one, as single
+    /// calls would: each answers for itself, one refused never stops the others.
+    pub async fn bulk(
+        &self,
+        action: BulkAction,
+        ids: &[Uuid],
+        origin: &Origin,
+    ) -> Result<Vec<BulkOutcome>, EngineError> {
+        if ids.is_empty() || ids.len() > Self::MAX_BULK {
+            return Err(EngineError::Invalid(format!(
+                "`ids` must name 1 to {} jobs; it names {}",
+                Self::MAX_BULK,
+                ids.len()
+            )));
+        }
+        let mut outcomes = Vec::with_capacity(ids.len());
+        for id in ids {
+            let result = match action {
+                BulkAction::Cancel => self.cancel(*id).await.map(|_| None),
+                BulkAction::Retry => self.retry(*id, origin.clone()).await.map(|j| Some(j.id)),
+            };
+            outcomes.push(match result {
+                Ok(job_id) => BulkOutcome {
+                    id: id.to_string(),
+                    ok: true,
+                    job_id,
+                    error: None,
+                },
+                Err(EngineError::Store(err)) => return Err(EngineError::Store(err)),
+                Err(err) => BulkOutcome {
+                    id: id.to_string(),
+                    ok: false,
+                    job_id: None,
+                    error: Some(err.to_string()),
+                },
+            });
+        }
+        Ok(outcomes)
+    }
+
     /// The running exclusive job, the queue in claim order, and every type's state.
     pub async fn status(&self) -> Result<SyncStatus, EngineError> {
         let store = &self.inner.store;
@@ -654,6 +699,8 @@ impl Engine {
                     }),
                     running_job: facts.running.as_ref().map(|r| r.id.to_string()),
                     pending_job: facts.pending.map(|id| id.to_string()),
+                    freshness: Default::default(),
+                    freshness_note: None,
                 },
             );
         }

@@ -102,6 +102,7 @@ pub const RULES: &[Rule] = &[
         Change("sync.run", Some("sync_type:{sync_type}")),
     ),
     rule("GET", "/api/sync/{sync_type}/history", VIEWER, Read),
+    rule("GET", "/api/sync/stats", VIEWER, Read),
     // Schedules: admins change them; staff run them now.
     rule("GET", "/api/schedules", VIEWER, Read),
     rule("GET", "/api/schedules/{id}", VIEWER, Read),
@@ -121,6 +122,7 @@ pub const RULES: &[Rule] = &[
     rule("GET", "/api/schedules/{id}/fires", VIEWER, Read),
     rule("GET", "/api/jobs", VIEWER, Read),
     rule("POST", "/api/jobs", STAFF, Change("job.submit", None)),
+    rule("POST", "/api/jobs/bulk", STAFF, Change("job.bulk", None)),
     rule("GET", "/api/jobs/{id}", VIEWER, Read),
     rule(
         "POST",
@@ -273,6 +275,10 @@ pub const RULES: &[Rule] = &[
         Change("job.retry", Some("job:{id}")),
     ),
     rule("POST", "/api/fn/list_jobs", VIEWER, Read),
+    rule("POST", "/api/fn/bulk_jobs", STAFF, Change("job.bulk", None)),
+    rule("POST", "/api/fn/list_sessions", VIEWER, Read),
+    rule("POST", "/api/fn/job_fire", VIEWER, Read),
+    rule("POST", "/api/fn/sync_stats", VIEWER, Read),
     rule("POST", "/api/fn/job_logs", VIEWER, Read),
     rule("POST", "/api/fn/get_job", VIEWER, Read),
     rule("POST", "/api/fn/server_info", VIEWER, Read),

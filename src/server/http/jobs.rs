@@ -10,6 +10,7 @@ use axum::{
     routing::{get, post},
     Json, Router,
 };
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, value::RawValue};
 use uuid::Uuid;
@@ -18,7 +19,7 @@ use super::{
     error::ApiError,
     extract::{filter, job_id, json_body, limit, triggered_by, Caller, Peer},
 };
-use crate::model::{Job, JobState, SyncStatus};
+use crate::model::{Job, JobSource, JobState, SyncStatus};
 use crate::server::{engine::Origin, state::AppState, store::JobFilter};
 
 /// Most jobs one page of `GET /api/jobs` returns.
@@ -31,6 +32,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/sync/status", get(sync_status))
         .route("/api/sync/{sync_type}", post(sync_one))
         .route("/api/jobs", get(list_jobs).post(submit_job))
+        .route("/api/jobs/bulk", post(bulk_jobs))
         .route("/api/jobs/{id}", get(get_job))
         .route("/api/jobs/{id}/cancel", post(cancel_job))
         .route("/api/jobs/{id}/retry", post(retry_job))
@@ -275,6 +277,40 @@ struct ListQuery {
     q: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
+    source: Option<String>,
+    who: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+}
+
+/// `source`: one of the job sources, or none.
+pub fn source(raw: Option<String>) -> Result<Option<JobSource>, ApiError> {
+    match raw.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(name) => JobSource::parse(&name).map(Some).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "`source` must be one of {}; got `{name}`",
+                JobSource::ALL.map(JobSource::as_str).join(", ")
+            ))
+        }),
+    }
+}
+
+/// `since` / `until`: an RFC 3339 time (`2026-12-05T08:00:00Z`) or a date (`2026-12-05`, its
+/// start in UTC), or none.
+pub fn time(name: &str, raw: Option<String>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    let Some(raw) = raw.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    if let Ok(t) = DateTime::parse_from_rfc3339(&raw) {
+        return Ok(Some(t.with_timezone(&Utc)));
+    }
+    if let Ok(day) = chrono::NaiveDate::parse_from_str(&raw, "%Y-%m-%d") {
+        return Ok(Some(day.and_time(chrono::NaiveTime::MIN).and_utc()));
+    }
+    Err(ApiError::BadRequest(format!(
+        "`{name}` must be a time such as 2026-12-05T08:00:00Z or a date such as 2026-12-05; got `{raw}`"
+    )))
 }
 
 #[derive(Debug, Serialize)]
@@ -325,10 +361,48 @@ async fn list_jobs(
         q: filter("q", query.q)?,
         before,
         limit,
+        source: source(query.source)?,
+        who: filter("who", query.who)?,
+        since: time("since", query.since)?,
+        until: time("until", query.until)?,
     };
     let jobs = state.engine.list(&filter).await?;
     let next_cursor = (jobs.len() == limit as usize)
         .then(|| jobs.last().map(|j| j.id.clone()))
         .flatten();
     Ok(Json(JobPage { jobs, next_cursor }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BulkBody {
+    action: crate::model::BulkAction,
+    ids: Vec<String>,
+}
+
+/// `POST /api/jobs/bulk {"action": "cancel"|"retry", "ids": [...]}` → `{"results": [{"id",
+/// "ok", "job_id", "error"}]}`: each job as the single call would answer it; 422 for no ids or
+/// more than 500, 400 for an id that is not one.
+async fn bulk_jobs(
+    State(state): State<AppState>,
+    who: Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let body: Option<BulkBody> = json_body::<Option<BulkBody>>(&headers, &body)?;
+    let Some(body) = body else {
+        return Err(ApiError::Unprocessable(
+            "the body must be {\"action\": \"cancel\" or \"retry\", \"ids\": [job ids]}".into(),
+        ));
+    };
+    let ids = body
+        .ids
+        .iter()
+        .map(|raw| job_id(raw))
+        .collect::<Result<Vec<_>, _>>()?;
+    let results = state
+        .engine
+        .bulk(body.action, &ids, &who.origin(None))
+        .await?;
+    Ok(Json(json!({ "results": results })))
 }

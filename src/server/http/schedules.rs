@@ -35,6 +35,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/schedules/{id}/run-now", post(run_now))
         .route("/api/schedules/{id}/fires", get(fires))
         .route("/api/sync/{sync_type}/history", get(history))
+        .route("/api/sync/stats", get(stats))
 }
 
 impl From<SpecError> for ApiError {
@@ -180,6 +181,14 @@ async fn fires(
         .then(|| fires.last().map(|f| f.fire_time))
         .flatten();
     Ok(Json(json!({ "fires": fires, "next_before": next_before })))
+}
+
+/// `GET /api/sync/stats` → `{types: [{sync_type, week, month, kept_since}]}`: runs, runs per
+/// day, success rate, median duration and records changed over the last 7 and 30 days.
+async fn stats(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(
+        json!({ "types": state.scheduler.stats(Utc::now()).await? }),
+    ))
 }
 
 #[derive(Debug, Deserialize)]

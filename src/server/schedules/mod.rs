@@ -8,6 +8,7 @@
 //! starts the session. The fire times themselves come from [`spec`], which is pure.
 
 pub mod spec;
+pub mod stats;
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
@@ -24,8 +25,8 @@ use super::{
     workflows::{WorkflowError, Workflows},
 };
 use crate::model::{
-    EventKind, FireOutcome, JobSource, ScheduleFire, ScheduleSpec, ScheduleTarget, ScheduleView,
-    SyncStatus,
+    EventKind, FireOutcome, Freshness, JobSource, ScheduleFire, ScheduleSpec, ScheduleTarget,
+    ScheduleView, SyncStatus,
 };
 
 /// The longest a process sleeps between looks at the schedules.
@@ -102,6 +103,65 @@ struct Inner {
     events: EventBus,
     defs: BTreeMap<String, ScheduleDef>,
     wake: Notify,
+    /// A type whose last success is older than this is stale.
+    stale_after: Duration,
+    /// How fresh each type was at the last look, to publish only changes to late or stale.
+    seen: std::sync::Mutex<BTreeMap<String, Freshness>>,
+}
+
+/// How often the loop judges freshness (and may publish `sync-late`).
+pub const FRESHNESS_EVERY: Duration = Duration::from_secs(30);
+
+/// How fresh `last_success` is by the fires of the type's schedule (newest first) and
+/// `stale_after`, with why when it is not fresh.
+pub fn judge(
+    last_success: Option<DateTime<Utc>>,
+    fires: &[ScheduleFire],
+    scheduled: bool,
+    now: DateTime<Utc>,
+    stale_after: Duration,
+) -> (Freshness, Option<String>) {
+    let stale_age = chrono::Duration::from_std(stale_after).unwrap_or(chrono::Duration::MAX);
+    if let Some(success) = last_success {
+        if now - success > stale_age {
+            return (
+                Freshness::Stale,
+                Some(format!(
+                    "its last success was at {}, more than {} ago",
+                    success.format("%Y-%m-%d %H:%M UTC"),
+                    humantime_serde::re::humantime::format_duration(stale_after)
+                )),
+            );
+        }
+    }
+    if let Some(newest) = fires.first() {
+        if newest.outcome == FireOutcome::Missed {
+            return (
+                Freshness::Late,
+                Some(format!(
+                    "its run due at {} was missed",
+                    newest.fire_time.format("%Y-%m-%d %H:%M UTC")
+                )),
+            );
+        }
+    }
+    if let Some(before) = fires.get(1) {
+        if last_success.is_none_or(|s| s < before.fire_time) {
+            return (
+                Freshness::Late,
+                Some(format!(
+                    "no run succeeded since the one due at {}",
+                    before.fire_time.format("%Y-%m-%d %H:%M UTC")
+                )),
+            );
+        }
+    }
+    let _ = scheduled;
+    if last_success.is_some() {
+        (Freshness::Fresh, None)
+    } else {
+        (Freshness::Unknown, None)
+    }
 }
 
 impl Scheduler {
@@ -121,8 +181,89 @@ impl Scheduler {
                 events,
                 defs: defs.into_iter().map(|d| (d.id.clone(), d)).collect(),
                 wake: Notify::new(),
+                stale_after: Duration::from_secs(2 * 86_400),
+                seen: Default::default(),
             }),
         }
+    }
+
+    /// The same scheduler, calling a type stale when its last success is older than `age`.
+    pub fn with_stale_after(self, age: Duration) -> Self {
+        let inner =
+            Arc::try_unwrap(self.inner).unwrap_or_else(|_| panic!("configure before cloning"));
+        Self {
+            inner: Arc::new(Inner {
+                stale_after: age,
+                ..inner
+            }),
+        }
+    }
+
+    /// Each type's freshness now, with why: judged by the fires of its own schedule, else the
+    /// full sync's when it belongs to it.
+    pub async fn freshness(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<BTreeMap<String, (Freshness, Option<String>, Option<DateTime<Utc>>)>, ScheduleError>
+    {
+        let store = &self.inner.store;
+        let successes: BTreeMap<String, DateTime<Utc>> =
+            store.last_successes().await?.into_iter().collect();
+        let rows = store.schedules().await?;
+        let enabled = |row: &ScheduleRow| row.next_fire_at.is_some();
+        let full = rows.iter().find(|r| {
+            enabled(r) && parse::<ScheduleTarget>(&r.target) == Some(ScheduleTarget::Full)
+        });
+        let mut judged = BTreeMap::new();
+        for ty in self.inner.engine.types() {
+            let own = rows.iter().find(|r| {
+                enabled(r)
+                    && parse::<ScheduleTarget>(&r.target)
+                        == Some(ScheduleTarget::Sync(ty.name.clone()))
+            });
+            let schedule = own.or(full.filter(|_| ty.in_full && ty.enabled && !ty.takes_records));
+            let fires = match schedule {
+                Some(row) => store
+                    .schedule_fires(&row.id, None, 2)
+                    .await?
+                    .into_iter()
+                    .map(fire_view)
+                    .collect(),
+                None => Vec::new(),
+            };
+            let last = successes.get(&ty.name).copied();
+            let (freshness, note) = judge(
+                last,
+                &fires,
+                schedule.is_some(),
+                now,
+                self.inner.stale_after,
+            );
+            judged.insert(ty.name.clone(), (freshness, note, last));
+        }
+        Ok(judged)
+    }
+
+    /// Judges freshness and publishes `sync-late` for each type that turned late or stale.
+    pub async fn watch_freshness(&self, now: DateTime<Utc>) -> Result<(), ScheduleError> {
+        let judged = self.freshness(now).await?;
+        let mut seen = self.inner.seen.lock().unwrap_or_else(|p| p.into_inner());
+        for (name, (freshness, note, last_success)) in judged {
+            let before = seen.insert(name.clone(), freshness);
+            let worse = matches!(freshness, Freshness::Late | Freshness::Stale);
+            if worse && before != Some(freshness) {
+                tracing::warn!(sync_type = %name, freshness = freshness.as_str(), note = note.as_deref().unwrap_or(""), "a sync type is behind its schedule");
+                self.inner
+                    .events
+                    .publish(EventKind::SyncLate(crate::model::FreshnessChange {
+                        sync_type: name,
+                        freshness,
+                        note,
+                        last_success,
+                    }));
+            }
+        }
+        Ok(())
     }
 
     /// Writes the file's schedules to the database: new ones are added; one nobody edited
@@ -248,9 +389,54 @@ impl Scheduler {
             .collect())
     }
 
+    /// The fire that queued job `job`, when a schedule did (its `triggered_by` names it).
+    pub async fn fire_of(
+        &self,
+        job: &crate::model::Job,
+    ) -> Result<Option<ScheduleFire>, ScheduleError> {
+        let Some(schedule) = job
+            .triggered_by
+            .as_deref()
+            .and_then(|t| t.strip_prefix("schedule:"))
+        else {
+            return Ok(None);
+        };
+        let Ok(id) = job.id.parse::<Uuid>() else {
+            return Ok(None);
+        };
+        Ok(self
+            .inner
+            .store
+            .fire_of_job(schedule, id)
+            .await?
+            .map(fire_view))
+    }
+
+    /// Seed 004's statistics of every type over the last 7 and 30 days.
+    pub async fn stats(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<crate::model::TypeStats>, ScheduleError> {
+        let rows = self
+            .inner
+            .store
+            .finished_since(now - chrono::Duration::days(30))
+            .await?;
+        let mut types = self.inner.engine.types();
+        types.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.name.cmp(&b.name)));
+        let names: Vec<String> = types.into_iter().map(|t| t.name).collect();
+        Ok(stats::type_stats(&names, &rows, now))
+    }
+
     /// Fills each type's `next_run` in `status`: its own schedule's next fire time, or the full
     /// sync's for a type that belongs to it, whichever comes first.
     pub async fn annotate(&self, status: &mut SyncStatus) -> Result<(), ScheduleError> {
+        for (name, (freshness, note, _)) in self.freshness(Utc::now()).await? {
+            if let Some(ty) = status.types.get_mut(&name) {
+                ty.freshness = freshness;
+                ty.freshness_note = note;
+            }
+        }
         let rows = self.inner.store.schedules().await?;
         let types = self.inner.engine.types();
         for row in rows {
@@ -407,10 +593,17 @@ impl Scheduler {
     /// Fires due schedules until `shutdown`: sleeps until the earliest next fire time (at most
     /// [`RECHECK`]), or until a schedule is edited here.
     pub async fn run(self, shutdown: CancellationToken) {
+        let mut judged_at: Option<std::time::Instant> = None;
         loop {
             let now = Utc::now();
             if let Err(err) = self.tick(now).await {
                 tracing::warn!(error = %err, "the scheduler could not read the schedules");
+            }
+            if judged_at.is_none_or(|at| at.elapsed() >= FRESHNESS_EVERY) {
+                judged_at = Some(std::time::Instant::now());
+                if let Err(err) = self.watch_freshness(now).await {
+                    tracing::warn!(error = %err, "the scheduler could not judge freshness");
+                }
             }
             let wait = match self.inner.store.next_schedule_fire().await {
                 Ok(Some(next)) => (next - Utc::now())

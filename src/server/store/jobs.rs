@@ -93,6 +93,14 @@ pub struct JobFilter {
     /// Only jobs older than this one (the previous page's last id).
     pub before: Option<Uuid>,
     pub limit: u32,
+    /// Only jobs from this source.
+    pub source: Option<JobSource>,
+    /// Case-insensitive substring of who asked (`triggered_by`).
+    pub who: Option<String>,
+    /// Only jobs created at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Only jobs created before this time.
+    pub until: Option<DateTime<Utc>>,
 }
 
 /// Per-type facts the status view is built from.
@@ -103,6 +111,17 @@ pub struct TypeFacts {
     pub last_finished: Option<JobRow>,
     pub last_success: Option<DateTime<Utc>>,
     pub consecutive_errors: u64,
+}
+
+/// `%text%` for a case-insensitive `like … escape '\'`, with `\`, `%` and `_` taken literally.
+fn like_pattern(text: &str) -> String {
+    format!(
+        "%{}%",
+        text.to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    )
 }
 
 pub(super) const JOB_COLUMNS: &str =
@@ -338,13 +357,7 @@ impl Store {
                 builder.push(" and sync_type = ").push_bind(sync_type.clone());
             }
             if let Some(q) = &filter.q {
-                let pattern = format!(
-                    "%{}%",
-                    q.to_lowercase()
-                        .replace('\\', "\\\\")
-                        .replace('%', "\\%")
-                        .replace('_', "\\_")
-                );
+                let pattern = like_pattern(q);
                 builder.push(" and (");
                 for (i, column) in ["sync_type", "message", "error", "triggered_by", "note"]
                     .iter()
@@ -359,6 +372,21 @@ impl Store {
                         .push(" escape '\\'");
                 }
                 builder.push(")");
+            }
+            if let Some(source) = filter.source {
+                builder.push(" and source = ").push_bind(source.as_str());
+            }
+            if let Some(who) = &filter.who {
+                builder
+                    .push(" and lower(coalesce(triggered_by, '')) like ")
+                    .push_bind(like_pattern(who))
+                    .push(" escape '\\'");
+            }
+            if let Some(since) = filter.since {
+                builder.push(" and created_at >= ").push_bind(since);
+            }
+            if let Some(until) = filter.until {
+                builder.push(" and created_at < ").push_bind(until);
             }
             if let Some(before) = filter.before {
                 builder.push(" and id < ").push_bind(before);
@@ -473,6 +501,55 @@ impl Store {
                 .fetch_all(pool)
                 .await?
         }))
+    }
+
+    /// Every finished job that ended at or after `since`, of every type (statistics).
+    pub async fn finished_since(&self, since: DateTime<Utc>) -> Result<Vec<JobRow>, StoreError> {
+        let sql = format!(
+            "select {JOB_COLUMNS} from jobs where state in ('completed', 'failed', 'cancelled') \
+             and finished_at >= $1 order by finished_at"
+        );
+        Ok(on_pool!(read self, pool => {
+            sqlx::query_as::<_, JobRow>(&sql).bind(since).fetch_all(pool).await?
+        }))
+    }
+
+    /// Each type's last success (the end of its newest completed job).
+    pub async fn last_successes(&self) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        let sql = "select sync_type, max(finished_at) from jobs where state = 'completed' \
+                   group by sync_type";
+        let rows: Vec<(String, Option<DateTime<Utc>>)> =
+            on_pool!(read self, pool => sqlx::query_as(sql).fetch_all(pool).await?);
+        Ok(rows
+            .into_iter()
+            .filter_map(|(t, at)| Some((t, at?)))
+            .collect())
+    }
+
+    /// Benchmarks only: gives the pending jobs spread states by their id's last digit (80 %
+    /// completed, 10 % failed, 5 % cancelled, 5 % left pending), with start and end times.
+    pub async fn bench_spread_states(&self) -> Result<(), StoreError> {
+        let sqlite = "update jobs set state = case (rowid % 20) when 0 then 'failed' \
+                      when 1 then 'failed' when 2 then 'cancelled' when 3 then 'pending' \
+                      else 'completed' end, started_at = created_at, finished_at = case (rowid % 20) \
+                      when 3 then null else created_at end where state = 'pending'";
+        let postgres = "with n as (select id, row_number() over (order by id) % 20 as k from jobs \
+                        where state = 'pending') update jobs set state = case n.k when 0 then 'failed' \
+                        when 1 then 'failed' when 2 then 'cancelled' when 3 then 'pending' \
+                        else 'completed' end, started_at = jobs.created_at, \
+                        finished_at = case n.k when 3 then null else jobs.created_at end \
+                        from n where jobs.id = n.id";
+        match self {
+            Store::Sqlite(pools) => {
+                sqlx::query(sqlite).execute(&pools.write).await?;
+                sqlx::query("analyze").execute(&pools.write).await?;
+            }
+            Store::Postgres(pools) => {
+                sqlx::query(postgres).execute(&pools.main).await?;
+                sqlx::query("analyze jobs").execute(&pools.main).await?;
+            }
+        }
+        Ok(())
     }
 
     /// The result of the last completed job of `sync_type`.

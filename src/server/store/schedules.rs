@@ -209,13 +209,20 @@ impl Store {
         }))
     }
 
-    /// The fire that queued job `id`, if a schedule did.
-    pub async fn fire_of_job(&self, id: Uuid) -> Result<Option<FireRow>, StoreError> {
-        let sql =
-            format!("select {FIRE_COLUMNS} from schedule_fires where job_ids like $1 limit 1");
+    /// The fire of schedule `schedule` that queued job `id`, if it did.
+    pub async fn fire_of_job(
+        &self,
+        schedule: &str,
+        id: Uuid,
+    ) -> Result<Option<FireRow>, StoreError> {
+        let sql = format!(
+            "select {FIRE_COLUMNS} from schedule_fires where schedule_id = $1 and job_ids like $2 \
+             order by fire_time desc limit 1"
+        );
         Ok(on_pool!(read self, pool => {
             sqlx::query_as::<_, FireRow>(&sql)
-                .bind(format!("%{id}%"))
+                .bind(schedule)
+                .bind(format!("%\"{id}\"%"))
                 .fetch_optional(pool).await?
         }))
     }

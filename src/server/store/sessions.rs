@@ -717,6 +717,16 @@ impl Store {
         }))
     }
 
+    /// The newest `limit` sessions, newest first (the tasks view).
+    pub async fn recent_sessions(&self, limit: u32) -> Result<Vec<SessionRow>, StoreError> {
+        let sql = format!(
+            "select {SESSION_COLUMNS} from sessions order by started_at desc, id desc limit $1"
+        );
+        Ok(on_pool!(read self, pool => {
+            sqlx::query_as(&sql).bind(i64::from(limit)).fetch_all(pool).await?
+        }))
+    }
+
     /// Sessions whose run is not over (running or waiting), oldest first.
     pub async fn open_sessions(&self) -> Result<Vec<SessionRow>, StoreError> {
         let sql = format!(
