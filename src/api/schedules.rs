@@ -163,3 +163,15 @@ pub async fn job_fire(id: String) -> Result<Option<crate::model::ScheduleFire>, 
         .await
         .map_err(|e| crate::server::http::error::ApiError::from(e).into())
 }
+
+/// Turns sync type `sync_type` on or off for every process.
+#[server(prefix = "/api/fn", endpoint = "switch_type")]
+pub async fn switch_type(sync_type: String, enabled: bool) -> Result<(), UiError> {
+    let state = super::server::state()?;
+    let who = super::server::who().actor().label();
+    state
+        .scheduler
+        .switch_type(&sync_type, enabled, &who)
+        .await
+        .map_err(|e| crate::server::http::error::ApiError::from(e).into())
+}

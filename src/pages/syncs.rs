@@ -8,7 +8,7 @@
 use leptos::prelude::*;
 
 use crate::{
-    api::{get_sync_status, CancelJob, RunSync, UiError},
+    api::{get_sync_status, schedules::SwitchType, CancelJob, RunSync, UiError},
     components::{time_of_day, PageHeader, ProgressBar},
     hooks::use_live_events,
     model::{Freshness, Job, JobProgress, SyncState, SyncStatus, TypeStatus},
@@ -20,6 +20,7 @@ pub fn SyncsPage() -> impl IntoView {
     let live = use_live_events();
     let run = ServerAction::<RunSync>::new();
     let cancel = ServerAction::<CancelJob>::new();
+    let switch = ServerAction::<SwitchType>::new();
     let changed = live.job_changes();
     let status = Resource::new(
         move || {
@@ -28,6 +29,7 @@ pub fn SyncsPage() -> impl IntoView {
                 live.resyncs.get(),
                 run.version().get(),
                 cancel.version().get(),
+                switch.version().get(),
             )
         },
         |_| get_sync_status(),
@@ -37,7 +39,12 @@ pub fn SyncsPage() -> impl IntoView {
             Some(Err(err)) => Some(err.to_string()),
             _ => None,
         };
-        failed(run.value().get()).or_else(|| failed(cancel.value().get()))
+        failed(run.value().get())
+            .or_else(|| failed(cancel.value().get()))
+            .or_else(|| match switch.value().get() {
+                Some(Err(err)) => Some(err.to_string()),
+                _ => None,
+            })
     };
 
     let info = Resource::new(|| (), |_| crate::api::get_server_info());
@@ -70,7 +77,7 @@ pub fn SyncsPage() -> impl IntoView {
                 status
                     .get()
                     .map(|result| match result {
-                        Ok(status) => view! { <StatusView status run cancel/> }.into_any(),
+                        Ok(status) => view! { <StatusView status run cancel switch/> }.into_any(),
                         Err(err) => view! {
                             <p class="notice notice-error" role="alert">
                                 {format!("The sync status could not be read: {err}")}
@@ -96,6 +103,7 @@ fn StatusView(
     status: SyncStatus,
     run: ServerAction<RunSync>,
     cancel: ServerAction<CancelJob>,
+    switch: ServerAction<SwitchType>,
 ) -> impl IntoView {
     let SyncStatus {
         current,
@@ -164,7 +172,7 @@ fn StatusView(
                     </tr>
                 </thead>
                 <tbody>
-                    {types.into_iter().map(|t| view! { <TypeRow t run cancel/> }).collect_view()}
+                    {types.into_iter().map(|t| view! { <TypeRow t run cancel switch/> }).collect_view()}
                 </tbody>
             </table>
         </section>
@@ -210,6 +218,7 @@ fn TypeRow(
     t: TypeStatus,
     run: ServerAction<RunSync>,
     cancel: ServerAction<CancelJob>,
+    switch: ServerAction<SwitchType>,
 ) -> impl IntoView {
     let (class, label) = state_label(t.state);
     let name = t.name.clone();
@@ -268,7 +277,7 @@ fn TypeRow(
                 <span class="type-meta">
                     {format!("priority {}", t.priority)}
                     {t.exclusive.then_some(" · exclusive")}
-                    {(!t.enabled).then_some(" · disabled")}
+                    {(!t.enabled).then_some(" · off")}
                 </span>
             </th>
             <td>
@@ -294,7 +303,20 @@ fn TypeRow(
             <td>{t.last_success.map(time_of_day).unwrap_or_else(|| "never".into())}</td>
             <td data-testid="type-next-run">{t.next_run.map(time_of_day).unwrap_or_else(|| "–".into())}</td>
             <td>{items}</td>
-            <td class="actions">{action}</td>
+            <td class="actions">
+                {action}
+                {crate::hooks::can(crate::model::Role::Admin).then(|| {
+                    let (name, on) = (t.name.clone(), t.enabled);
+                    view! {
+                        <label class="switch" title=if on { "Turn this type off: nothing new is requested or scheduled" } else { "Turn this type on" }>
+                            <input type="checkbox" data-testid="type-switch" prop:checked=on
+                                disabled=move || switch.pending().get()
+                                on:change=move |_| { switch.dispatch(SwitchType { sync_type: name.clone(), enabled: !on }); }/>
+                            {if on { "On" } else { "Off" }}
+                        </label>
+                    }
+                })}
+            </td>
         </tr>
     }
 }

@@ -144,6 +144,10 @@ impl Application {
             .seed(Utc::now())
             .await
             .context("cannot write the schedules to the database")?;
+        scheduler
+            .follow_switches()
+            .await
+            .context("cannot read which sync types are turned off")?;
         let sse_slots = Arc::new(tokio::sync::Semaphore::new(config.sse_clients()));
         let limiter = Arc::new(super::limit::CallerLimit::per_minute(config.rate_limit));
         let hooks = config.hooks(&|name| std::env::var(name).ok())?;

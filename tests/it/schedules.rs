@@ -399,3 +399,76 @@ both_backends!(
         app.shutdown().await;
     }
 );
+
+both_backends!(
+    a_type_turned_off_runs_nothing_new_until_turned_on_again_even_after_a_restart,
+    |db| {
+        let app = spawn_app_with(db, |c| {
+            c.sync_types.get_mut("products").unwrap().schedule = Some(ScheduleSpec::every("1h"));
+        })
+        .await;
+        let switch = |enabled: Value| {
+            let request = app
+                .client
+                .put(app.url("/api/sync/products/enabled"))
+                .json(&enabled);
+            async move {
+                let response = request.send().await.unwrap();
+                let status = response.status().as_u16();
+                (status, response.json::<Value>().await.unwrap_or_default())
+            }
+        };
+        let (status, body) = switch(json!({ "enabled": false })).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            app.get_json("/api/sync/status").await["types"]["products"]["enabled"],
+            false
+        );
+        // Asked for: 409 saying it is off.
+        let (status, body) = app.post_json("/api/sync/products", None).await;
+        assert_eq!(status, 409, "{body}");
+        assert!(
+            body["message"].as_str().unwrap().contains("turned off"),
+            "{body}"
+        );
+        // Its schedule's fire is skipped, with why.
+        let schedule = app.get_json("/api/schedules/products").await;
+        let due: DateTime<Utc> = schedule["next_run"].as_str().unwrap().parse().unwrap();
+        app.state.scheduler.tick(due).await.unwrap();
+        let fires = app.get_json("/api/schedules/products/fires").await;
+        assert_eq!(fires["fires"][0]["outcome"], "skipped");
+        assert!(fires["fires"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("turned off"));
+        // Bad switches.
+        assert_eq!(switch(json!({})).await.0, 422);
+        assert_eq!(switch(json!({ "enabled": "yes" })).await.0, 422);
+        let response = app
+            .client
+            .put(app.url("/api/sync/nope/enabled"))
+            .json(&json!({ "enabled": true }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404);
+        // Off outlives a restart; on again, it runs.
+        let db = app.shutdown().await;
+        let app = spawn_app_with(db, |_| {}).await;
+        assert_eq!(
+            app.get_json("/api/sync/status").await["types"]["products"]["enabled"],
+            false
+        );
+        let response = app
+            .client
+            .put(app.url("/api/sync/products/enabled"))
+            .json(&json!({ "enabled": true }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let (status, body) = app.post_json("/api/sync/products", None).await;
+        assert_eq!(status, 202, "{body}");
+        app.shutdown().await;
+    }
+);

@@ -325,6 +325,19 @@ impl Engine {
             .insert(sync_type.name.clone(), sync_type);
     }
 
+    /// Turns sync type `name` on or off in this process (a switch stored by the scheduler);
+    /// whether it changed. An unknown name is ignored (a type removed from the file).
+    pub fn set_enabled(&self, name: &str, enabled: bool) -> bool {
+        let mut types = self.inner.types.write().unwrap_or_else(|p| p.into_inner());
+        match types.get_mut(name) {
+            Some(ty) if ty.enabled != enabled => {
+                ty.enabled = enabled;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Every sync type, highest priority first.
     pub fn types(&self) -> Vec<SyncType> {
         let mut types: Vec<SyncType> = self
@@ -740,7 +753,8 @@ fn enabled(ty: &SyncType) -> Result<(), EngineError> {
         Ok(())
     } else {
         Err(EngineError::Conflict(format!(
-            "the sync type `{}` is disabled in the configuration",
+            "the sync type `{}` is turned off (on the Syncs page, the API or in baton.toml); \
+             turn it on to run it",
             ty.name
         )))
     }

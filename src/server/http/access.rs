@@ -103,6 +103,12 @@ pub const RULES: &[Rule] = &[
     ),
     rule("GET", "/api/sync/{sync_type}/history", VIEWER, Read),
     rule("GET", "/api/sync/stats", VIEWER, Read),
+    rule(
+        "PUT",
+        "/api/sync/{sync_type}/enabled",
+        ADMIN,
+        Change("sync_type.switch", Some("sync_type:{sync_type}")),
+    ),
     // Schedules: admins change them; staff run them now.
     rule("GET", "/api/schedules", VIEWER, Read),
     rule("GET", "/api/schedules/{id}", VIEWER, Read),
@@ -279,6 +285,12 @@ pub const RULES: &[Rule] = &[
     rule("POST", "/api/fn/list_sessions", VIEWER, Read),
     rule("POST", "/api/fn/job_fire", VIEWER, Read),
     rule("POST", "/api/fn/sync_stats", VIEWER, Read),
+    rule(
+        "POST",
+        "/api/fn/switch_type",
+        ADMIN,
+        Change("sync_type.switch", Some("sync_type:{sync_type}")),
+    ),
     rule("POST", "/api/fn/job_logs", VIEWER, Read),
     rule("POST", "/api/fn/get_job", VIEWER, Read),
     rule("POST", "/api/fn/server_info", VIEWER, Read),

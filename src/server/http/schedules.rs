@@ -36,6 +36,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/schedules/{id}/fires", get(fires))
         .route("/api/sync/{sync_type}/history", get(history))
         .route("/api/sync/stats", get(stats))
+        .route("/api/sync/{sync_type}/enabled", axum::routing::put(switch))
 }
 
 impl From<SpecError> for ApiError {
@@ -189,6 +190,35 @@ async fn stats(State(state): State<AppState>) -> Result<impl IntoResponse, ApiEr
     Ok(Json(
         json!({ "types": state.scheduler.stats(Utc::now()).await? }),
     ))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SwitchBody {
+    enabled: Option<bool>,
+}
+
+/// `PUT /api/sync/{type}/enabled {"enabled": bool}` → `{sync_type, enabled}`: the type on or off
+/// for every process (no new run is requested or scheduled while it is off; queued ones still
+/// run); 404 for an unknown type, 422 without `enabled`.
+async fn switch(
+    State(state): State<AppState>,
+    Path(sync_type): Path<String>,
+    who: Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let body: SwitchBody = super::extract::json_body(&headers, &body)?;
+    let Some(enabled) = body.enabled else {
+        return Err(ApiError::Unprocessable(
+            "the body must be {\"enabled\": true} or {\"enabled\": false}".into(),
+        ));
+    };
+    state
+        .scheduler
+        .switch_type(&sync_type, enabled, &who.0.actor().label())
+        .await?;
+    Ok(Json(json!({ "sync_type": sync_type, "enabled": enabled })))
 }
 
 #[derive(Debug, Deserialize)]

@@ -412,6 +412,38 @@ impl Scheduler {
             .map(fire_view))
     }
 
+    /// Turns sync type `name` on or off for every process on the database, as `who` asked:
+    /// stored, applied here at once, by the others at their next look (within [`RECHECK`]).
+    /// Jobs already queued still run; no new one is requested or scheduled while it is off.
+    pub async fn switch_type(
+        &self,
+        name: &str,
+        enabled: bool,
+        who: &str,
+    ) -> Result<(), ScheduleError> {
+        if !self.inner.engine.types().iter().any(|t| t.name == name) {
+            return Err(ScheduleError::NotFound(name.to_string()));
+        }
+        self.inner
+            .store
+            .switch_type(name, enabled, who, Utc::now())
+            .await?;
+        self.follow_switches().await?;
+        // Pages read the status again on a queue change.
+        self.inner.engine.notify_queued();
+        Ok(())
+    }
+
+    /// Applies the stored on/off switches of the sync types to this process.
+    pub async fn follow_switches(&self) -> Result<(), ScheduleError> {
+        for (name, enabled) in self.inner.store.type_switches().await? {
+            if self.inner.engine.set_enabled(&name, enabled) {
+                tracing::info!(sync_type = %name, enabled, "a sync type was turned {}", if enabled { "on" } else { "off" });
+            }
+        }
+        Ok(())
+    }
+
     /// Seed 004's statistics of every type over the last 7 and 30 days.
     pub async fn stats(
         &self,
@@ -596,6 +628,9 @@ impl Scheduler {
         let mut judged_at: Option<std::time::Instant> = None;
         loop {
             let now = Utc::now();
+            if let Err(err) = self.follow_switches().await {
+                tracing::warn!(error = %err, "the scheduler could not read the sync types' switches");
+            }
             if let Err(err) = self.tick(now).await {
                 tracing::warn!(error = %err, "the scheduler could not read the schedules");
             }

@@ -81,6 +81,30 @@ pub(super) const FIRE_SQL: &str = "insert into schedule_fires (schedule_id, fire
      on conflict (schedule_id, fire_time) do nothing";
 
 impl Store {
+    /// The sync types turned on or off from the UI or the API: name, on or off.
+    pub async fn type_switches(&self) -> Result<Vec<(String, bool)>, StoreError> {
+        let sql = "select name, enabled from sync_type_settings order by name";
+        Ok(on_pool!(read self, pool => sqlx::query_as(sql).fetch_all(pool).await?))
+    }
+
+    /// Turns sync type `name` on or off, by `who`.
+    pub async fn switch_type(
+        &self,
+        name: &str,
+        enabled: bool,
+        who: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let sql = "insert into sync_type_settings (name, enabled, changed_by, changed_at) \
+                   values ($1, $2, $3, $4) on conflict (name) do update set \
+                   enabled = excluded.enabled, changed_by = excluded.changed_by, \
+                   changed_at = excluded.changed_at";
+        on_pool!(self, pool => {
+            sqlx::query(sql).bind(name).bind(enabled).bind(who).bind(now).execute(pool).await?;
+        });
+        Ok(())
+    }
+
     /// Every schedule, by id.
     pub async fn schedules(&self) -> Result<Vec<ScheduleRow>, StoreError> {
         let sql = format!("select {SCHEDULE_COLUMNS} from schedules order by id");

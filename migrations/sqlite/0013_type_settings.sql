@@ -1,0 +1,8 @@
+-- A sync type turned on or off from the Syncs page or the API (issue 14): it outlives restarts
+-- and every process on the database follows it; the file's `enabled` is the value until then.
+create table sync_type_settings (
+    name       text primary key not null,
+    enabled    integer not null,
+    changed_by text not null,
+    changed_at text not null
+) strict;
