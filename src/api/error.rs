@@ -51,6 +51,12 @@ impl FromServerFnError for UiError {
             ServerFnErrorErr::Args(message) | ServerFnErrorErr::MissingArg(message) => {
                 UiError::BadRequest(message)
             }
+            // On the server the only thing deserialized is the request: a body that is not the
+            // function's JSON is the caller's mistake too (in the browser it is the answer).
+            #[cfg(feature = "ssr")]
+            ServerFnErrorErr::Deserialization(message) => {
+                UiError::BadRequest(format!("the request's arguments cannot be read: {message}"))
+            }
             other => UiError::Transport(other.to_string()),
         }
     }

@@ -375,18 +375,29 @@ both_backends!(nul_in_a_read_filter_is_a_400_never_a_500, |db| {
             "{path}: {body}"
         );
     }
-    let (status, body) = app
-        .server_fn(
-            "list_jobs",
-            &[
-                ("state", ""),
-                ("sync_type", ""),
-                ("q", "a\u{0}"),
-                ("limit", "10"),
-            ],
+    // The tasks view's server function (JSON arguments): the same 400.
+    let response = app
+        .client
+        .post(app.url("/api/fn/list_jobs"))
+        .json(
+            &json!({ "query": { "state": "", "sync_type": "", "q": "a\u{0}", "source": "",
+            "who": "", "since": "", "until": "", "before": "" }, "limit": 10 }),
         )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(
+        body["message"].as_str().unwrap().contains("control"),
+        "{body}"
+    );
+    // A body that is not its JSON (a form, as before it took JSON) is the caller's mistake: 400.
+    let (status, body) = app
+        .server_fn("list_jobs", &[("state", ""), ("q", "x"), ("limit", "10")])
         .await;
     assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "bad_request", "{body}");
 });
 
 both_backends!(

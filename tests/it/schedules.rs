@@ -441,6 +441,13 @@ both_backends!(
             .as_str()
             .unwrap()
             .contains("turned off"));
+        // The scheduler's own actions are in the audit log, like everyone's.
+        let audit = app.get_json("/api/audit?action=schedule.fire").await;
+        let entry = &audit["entries"][0];
+        assert_eq!(entry["actor"], "schedule:products", "{audit}");
+        assert_eq!(entry["target"], "sync_type:products");
+        assert_eq!(entry["outcome"], "refused");
+        assert!(entry["reason"].as_str().unwrap().contains("turned off"));
         // Bad switches.
         assert_eq!(switch(json!({})).await.0, 422);
         assert_eq!(switch(json!({ "enabled": "yes" })).await.0, 422);

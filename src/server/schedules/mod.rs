@@ -576,7 +576,9 @@ impl Scheduler {
                     .start_with(name, &origin, Some(claim.clone()))
                     .await
                 {
-                    Ok(Some(_)) => {
+                    Ok(Some(session)) => {
+                        self.audit(&row.id, &target, true, None, &format!("session {session}"))
+                            .await;
                         self.fired(&row.id).await;
                         return Ok(recorded);
                     }
@@ -594,6 +596,19 @@ impl Scheduler {
                     engine.notify_queued();
                 }
                 if let Some(fire) = &fired.fire {
+                    let ids: Vec<String> = fired.jobs.iter().map(|j| j.id.to_string()).collect();
+                    self.audit(
+                        &row.id,
+                        &target,
+                        fire.outcome == "fired",
+                        fire.reason.clone(),
+                        &format!(
+                            "due {}; jobs [{}]",
+                            fire.fire_time.to_rfc3339(),
+                            ids.join(", ")
+                        ),
+                    )
+                    .await;
                     match fire.outcome.as_str() {
                         "skipped" => {
                             tracing::info!(schedule = %row.id, reason = fire.reason.as_deref().unwrap_or(""), "a schedule's run was skipped")
@@ -607,6 +622,40 @@ impl Scheduler {
                 Ok(recorded)
             }
             None => Ok(0),
+        }
+    }
+
+    /// The audit log's row of a fire: who is `schedule:<id>` (issue 12: the scheduler's actions
+    /// are audited like everyone's); `refused` when it was skipped, with why.
+    async fn audit(
+        &self,
+        id: &str,
+        target: &Option<ScheduleTarget>,
+        done: bool,
+        reason: Option<String>,
+        detail: &str,
+    ) {
+        let target = match target {
+            Some(ScheduleTarget::Sync(name)) => format!("sync_type:{name}"),
+            Some(ScheduleTarget::Workflow(name)) => format!("workflow:{name}"),
+            Some(ScheduleTarget::Full) => "sync:full".into(),
+            None => format!("schedule:{id}"),
+        };
+        let row = crate::server::store::NewAudit {
+            actor: format!("schedule:{id}"),
+            actor_kind: "system",
+            role: None,
+            address: None,
+            user_agent: None,
+            action: "schedule.fire".into(),
+            target: Some(target),
+            outcome: if done { "done" } else { "refused" },
+            status: None,
+            reason,
+            detail: Some(detail.to_string()),
+        };
+        if let Err(err) = self.inner.store.append_audit(row).await {
+            tracing::warn!(schedule = %id, error = %err, "cannot write a fire's audit row");
         }
     }
 
