@@ -32,6 +32,9 @@ use crate::model::{
 /// The longest a process sleeps between looks at the schedules.
 pub const RECHECK: Duration = Duration::from_secs(5);
 
+/// How long a process waits before trying again a due schedule that could not fire.
+pub const RETRY_PAUSE: Duration = Duration::from_secs(1);
+
 /// A schedule as the file (or the built-in default) defines it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ScheduleDef {
@@ -675,14 +678,22 @@ impl Scheduler {
     /// [`RECHECK`]), or until a schedule is edited here.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut judged_at: Option<std::time::Instant> = None;
+        let mut followed_at: Option<std::time::Instant> = None;
         loop {
             let now = Utc::now();
-            if let Err(err) = self.follow_switches().await {
-                tracing::warn!(error = %err, "the scheduler could not read the sync types' switches");
+            if followed_at.is_none_or(|at| at.elapsed() >= RECHECK) {
+                followed_at = Some(std::time::Instant::now());
+                if let Err(err) = self.follow_switches().await {
+                    tracing::warn!(error = %err, "the scheduler could not read the sync types' switches");
+                }
             }
-            if let Err(err) = self.tick(now).await {
-                tracing::warn!(error = %err, "the scheduler could not read the schedules");
-            }
+            let recorded = match self.tick(now).await {
+                Ok(n) => n,
+                Err(err) => {
+                    tracing::warn!(error = %err, "the scheduler could not read the schedules");
+                    0
+                }
+            };
             if judged_at.is_none_or(|at| at.elapsed() >= FRESHNESS_EVERY) {
                 judged_at = Some(std::time::Instant::now());
                 if let Err(err) = self.watch_freshness(now).await {
@@ -695,6 +706,13 @@ impl Scheduler {
                     .unwrap_or(Duration::ZERO)
                     .min(RECHECK),
                 _ => RECHECK,
+            };
+            // Still due and nothing fired: a fire that fails (the database refused it) is tried
+            // again after a pause, not in a loop that hammers the database.
+            let wait = if wait.is_zero() && recorded == 0 {
+                RETRY_PAUSE
+            } else {
+                wait
             };
             tokio::select! {
                 _ = shutdown.cancelled() => return,
