@@ -126,6 +126,7 @@ pub fn SchedulesPanel() -> impl IntoView {
             </Transition>
         </section>
     }
+    .into_any()
 }
 
 #[component]
@@ -239,6 +240,7 @@ fn ScheduleRow(
             </tr>
         </Show>
     }
+    .into_any()
 }
 
 /// The editor of one schedule: interval or cron, zone, what to do about missed runs; the next
@@ -343,6 +345,7 @@ fn ScheduleEditor(save: ServerAction<SaveSchedule>, draft: Draft) -> impl IntoVi
             </div>
         </form>
     }
+    .into_any()
 }
 
 /// Each type's last 100 runs as a chart, read again when a job ends.
@@ -375,6 +378,7 @@ pub fn HistoryPanel() -> impl IntoView {
             </Transition>
         </section>
     }
+    .into_any()
 }
 
 /// Seed 004's statistics: each type's runs per day, success rate, median duration and records

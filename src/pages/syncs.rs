@@ -319,4 +319,5 @@ fn TypeRow(
             </td>
         </tr>
     }
+    .into_any()
 }

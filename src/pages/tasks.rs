@@ -310,6 +310,7 @@ pub fn TasksPage() -> impl IntoView {
             </Transition>
         </section>
     }
+    .into_any()
 }
 
 /// The first 8 characters of an id, for messages.
@@ -459,6 +460,7 @@ fn JobRow(
             </details>
         </li>
     }
+    .into_any()
 }
 
 /// The schedule fire that queued a job.
