@@ -549,7 +549,9 @@ impl Scheduler {
             missed,
             fire_time: plan.fire,
             skip: None,
-            now,
+            // When the fire is written (a tick that fires many writes them one after another),
+            // or the test clock's time when that is later.
+            now: millis(Utc::now()).max(now),
         };
         let origin = Origin {
             source: JobSource::Scheduler,
