@@ -342,6 +342,35 @@ pub fn OrderFormPage() -> impl IntoView {
     }
 }
 
+/// What `search` finds for what is typed in `query`, searched as the person types, in the
+/// browser only (nothing to render on the server). Only the answer to what is typed now: while a
+/// newer search runs it is empty, so Enter picks nothing rather than a match of an earlier
+/// keystroke.
+fn typed_search<T, F, Fut>(query: ReadSignal<String>, search: F) -> impl Fn() -> Vec<T> + Copy
+where
+    T: Clone + 'static,
+    F: Fn(String) -> Fut + Copy + 'static,
+    Fut: std::future::Future<Output = Result<Vec<T>, UiError>> + 'static,
+{
+    let hits = LocalResource::new(move || {
+        let q = query.get();
+        async move {
+            let found = if q.trim().is_empty() {
+                Ok(Vec::new())
+            } else {
+                search(q.clone()).await
+            };
+            (q, found)
+        }
+    });
+    move || {
+        hits.get()
+            .filter(|(q, _)| *q == query.get())
+            .and_then(|(_, found)| found.ok())
+            .unwrap_or_default()
+    }
+}
+
 /// Type to find a customer; arrow keys move, Enter picks, Escape closes.
 #[component]
 fn CustomerPicker(
@@ -351,26 +380,7 @@ fn CustomerPicker(
     let (query, set_query) = signal(String::new());
     let (open, set_open) = signal(false);
     let active = RwSignal::new(0usize);
-    // Searched as the person types, in the browser only (nothing to render on the server).
-    let hits = LocalResource::new(move || {
-        let q = query.get();
-        async move {
-            let found = if q.trim().is_empty() {
-                Ok(Vec::new())
-            } else {
-                search_customers(q.clone()).await
-            };
-            (q, found)
-        }
-    });
-    // Only the answer to what is typed now: while a newer search runs, Enter picks nothing
-    // rather than a match of an earlier keystroke.
-    let list = move || {
-        hits.get()
-            .filter(|(q, _)| *q == query.get())
-            .and_then(|(_, found)| found.ok())
-            .unwrap_or_default()
-    };
+    let list = typed_search(query, search_customers);
     let pick = move |hit: CustomerHit| {
         customer.set(Some(hit));
         set_query.set(String::new());
@@ -447,26 +457,7 @@ fn CustomerPicker(
 fn ProductPicker(lines: RwSignal<Vec<Line>>) -> impl IntoView {
     let (query, set_query) = signal(String::new());
     let active = RwSignal::new(0usize);
-    // Searched as the person types, in the browser only (nothing to render on the server).
-    let hits = LocalResource::new(move || {
-        let q = query.get();
-        async move {
-            let found = if q.trim().is_empty() {
-                Ok(Vec::new())
-            } else {
-                search_products(q.clone()).await
-            };
-            (q, found)
-        }
-    });
-    // Only the answer to what is typed now: while a newer search runs, Enter picks nothing
-    // rather than a match of an earlier keystroke.
-    let list = move || {
-        hits.get()
-            .filter(|(q, _)| *q == query.get())
-            .and_then(|(_, found)| found.ok())
-            .unwrap_or_default()
-    };
+    let list = typed_search(query, search_products);
     let add = move |product: ProductHit| {
         lines.update(
             |lines| match lines.iter_mut().find(|l| l.product.id == product.id) {

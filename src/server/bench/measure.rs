@@ -172,6 +172,12 @@ pub fn stamped(event: &serde_json::Value) -> Option<i64> {
     event["data"]["message"].as_str()?.parse().ok()
 }
 
+/// The `p`th percentile of `samples` (sorted in place; nearest rank).
+pub fn percentile(samples: &mut [f64], p: usize) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[(samples.len() * p / 100).min(samples.len() - 1)]
+}
+
 pub fn median_f64(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast::error::RecvError;
 
-use super::measure::{client_with, median_f64, BenchArgs};
+use super::measure::{client_with, median_f64, percentile, BenchArgs};
 use crate::{
     model::{EventKind, JobState, Role},
     server::{auth::Who, config::Config, demo_erp::DemoErp, startup::Application, state::AppState},
@@ -101,11 +101,6 @@ impl Running {
             }
         }
     }
-}
-
-fn percentile(samples: &mut [f64], p: usize) -> f64 {
-    samples.sort_by(f64::total_cmp);
-    samples[(samples.len() * p / 100).min(samples.len() - 1)]
 }
 
 /// Runs the suite and prints its figures.

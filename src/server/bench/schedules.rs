@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
-use super::measure::{median_f64, BenchArgs};
+use super::measure::{median_f64, percentile, BenchArgs};
 use crate::{
     model::ScheduleSpec,
     server::{
@@ -25,11 +25,6 @@ use crate::{
 
 const SCHEDULES: usize = 1_000;
 const RUN: Duration = Duration::from_secs(30);
-
-fn percentile(samples: &mut [f64], p: usize) -> f64 {
-    samples.sort_by(f64::total_cmp);
-    samples[(samples.len() * p / 100).min(samples.len() - 1)]
-}
 
 /// CPU time (user + system) this process has used.
 fn cpu_time() -> Duration {

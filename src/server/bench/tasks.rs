@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::{
     engine::BenchDb,
-    measure::{median_f64, BenchArgs},
+    measure::{median_f64, percentile, BenchArgs},
 };
 use crate::{
     model::{JobSource, JobState},
@@ -31,11 +31,6 @@ const TYPES: [&str; 8] = [
     "employee-changes",
     "records",
 ];
-
-fn percentile(samples: &mut [f64], p: usize) -> f64 {
-    samples.sort_by(f64::total_cmp);
-    samples[(samples.len() * p / 100).min(samples.len() - 1)]
-}
 
 /// Fills `store` with `JOBS` jobs and gives them their states.
 async fn fill(store: &Store) -> anyhow::Result<()> {

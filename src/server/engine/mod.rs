@@ -338,6 +338,15 @@ impl Engine {
         }
     }
 
+    /// Whether a sync type of that name exists.
+    pub fn has_type(&self, name: &str) -> bool {
+        self.inner
+            .types
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(name)
+    }
+
     /// Every sync type, highest priority first.
     pub fn types(&self) -> Vec<SyncType> {
         let mut types: Vec<SyncType> = self

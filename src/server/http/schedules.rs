@@ -5,18 +5,18 @@
 use axum::{
     body::Bytes,
     extract::{rejection::QueryRejection, Path, Query, State},
-    http::{header, HeaderMap, StatusCode},
+    http::{HeaderMap, StatusCode},
     response::IntoResponse,
     routing::{get, post},
     Json, Router,
 };
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::{
     error::ApiError,
-    extract::{limit, Caller},
+    extract::{json_body, limit, Caller},
 };
 use crate::{
     model::{JobState, RunRecord, ScheduleSpec},
@@ -57,29 +57,15 @@ impl From<ScheduleError> for ApiError {
     }
 }
 
-/// A schedule body: `{every}` or `{cron, tz}`, with `enabled` and `on_missed`.
+/// A schedule body: `{every}` or `{cron, tz}`, with `enabled` and `on_missed` (read as every
+/// JSON body is; an empty one says what it takes).
 fn spec_body(headers: &HeaderMap, body: &Bytes) -> Result<ScheduleSpec, ApiError> {
-    if let Some(kind) = headers.get(header::CONTENT_TYPE) {
-        let kind = kind.to_str().unwrap_or("");
-        if !kind.starts_with("application/json") {
-            return Err(ApiError::BadRequest(format!(
-                "the body must be JSON sent with Content-Type: application/json, not `{kind}`"
-            )));
-        }
-    }
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::Unprocessable(
+    json_body::<Option<ScheduleSpec>>(headers, body)?.ok_or_else(|| {
+        ApiError::Unprocessable(
             "the body must be a schedule, e.g. {\"every\": \"30m\"} or {\"cron\": \"0 12 * * *\", \
              \"tz\": \"Europe/Rome\", \"enabled\": true, \"on_missed\": \"run_once\"}"
                 .into(),
-        ));
-    }
-    serde_json::from_slice(body).map_err(|err| match err.classify() {
-        serde_json::error::Category::Data => ApiError::Unprocessable(format!(
-            "the body is not a schedule: {err}; it takes every or cron, tz, enabled and \
-             on_missed (run_once or skip)"
-        )),
-        _ => ApiError::BadRequest(format!("the body is not valid JSON: {err}")),
+        )
     })
 }
 
@@ -124,8 +110,7 @@ async fn preview(
     match state.scheduler.get(&id).await {
         Ok(_) => {}
         Err(ScheduleError::NotFound(_))
-            if state.engine.types().iter().any(|t| t.name == id)
-                || state.workflows.definitions().contains_key(&id) => {}
+            if state.engine.has_type(&id) || state.workflows.definitions().contains_key(&id) => {}
         Err(err) => return Err(err.into()),
     }
     let spec = spec_body(&headers, &body)?;
@@ -158,24 +143,7 @@ async fn fires(
     query: Result<Query<FireQuery>, QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let before = match query
-        .before
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
-        None => None,
-        Some(raw) => Some(
-            DateTime::parse_from_rfc3339(raw)
-                .map_err(|_| {
-                    ApiError::BadRequest(format!(
-                        "`before` must be the `next_before` of a previous page (an RFC 3339 \
-                         time); got `{raw}`"
-                    ))
-                })?
-                .with_timezone(&Utc),
-        ),
-    };
+    let before = super::jobs::time("before", query.before)?;
     let limit = limit(query.limit, 50, 500)?;
     let fires = state.scheduler.fires(&id, before, limit).await?;
     let next_before = (fires.len() == limit as usize)
@@ -208,7 +176,7 @@ async fn switch(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    let body: SwitchBody = super::extract::json_body(&headers, &body)?;
+    let body: SwitchBody = json_body(&headers, &body)?;
     let Some(enabled) = body.enabled else {
         return Err(ApiError::Unprocessable(
             "the body must be {\"enabled\": true} or {\"enabled\": false}".into(),
@@ -245,7 +213,7 @@ pub async fn run_history(
     sync_type: &str,
     limit: u32,
 ) -> Result<Vec<RunRecord>, ApiError> {
-    if !state.engine.types().iter().any(|t| t.name == sync_type) {
+    if !state.engine.has_type(sync_type) {
         return Err(ApiError::NotFound(format!(
             "there is no sync type `{sync_type}`"
         )));

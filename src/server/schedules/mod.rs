@@ -7,6 +7,7 @@
 //! fire time (a compare-and-set on `next_fire_at`), records missed times and queues the job or
 //! starts the session. The fire times themselves come from [`spec`], which is pure.
 
+pub mod freshness;
 pub mod spec;
 pub mod stats;
 
@@ -17,6 +18,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use self::freshness::judge;
 use self::spec::{due, SpecError, Timing};
 use super::{
     engine::{Engine, EngineError, Origin},
@@ -112,60 +114,11 @@ struct Inner {
     seen: std::sync::Mutex<BTreeMap<String, Freshness>>,
 }
 
+/// Each type's freshness, why, and its last success.
+pub type Judged = BTreeMap<String, (Freshness, Option<String>, Option<DateTime<Utc>>)>;
+
 /// How often the loop judges freshness (and may publish `sync-late`).
 pub const FRESHNESS_EVERY: Duration = Duration::from_secs(30);
-
-/// How fresh `last_success` is by the fires of the type's schedule (newest first) and
-/// `stale_after`, with why when it is not fresh.
-pub fn judge(
-    last_success: Option<DateTime<Utc>>,
-    fires: &[ScheduleFire],
-    scheduled: bool,
-    now: DateTime<Utc>,
-    stale_after: Duration,
-) -> (Freshness, Option<String>) {
-    let stale_age = chrono::Duration::from_std(stale_after).unwrap_or(chrono::Duration::MAX);
-    if let Some(success) = last_success {
-        if now - success > stale_age {
-            return (
-                Freshness::Stale,
-                Some(format!(
-                    "its last success was at {}, more than {} ago",
-                    success.format("%Y-%m-%d %H:%M UTC"),
-                    humantime_serde::re::humantime::format_duration(stale_after)
-                )),
-            );
-        }
-    }
-    if let Some(newest) = fires.first() {
-        if newest.outcome == FireOutcome::Missed {
-            return (
-                Freshness::Late,
-                Some(format!(
-                    "its run due at {} was missed",
-                    newest.fire_time.format("%Y-%m-%d %H:%M UTC")
-                )),
-            );
-        }
-    }
-    if let Some(before) = fires.get(1) {
-        if last_success.is_none_or(|s| s < before.fire_time) {
-            return (
-                Freshness::Late,
-                Some(format!(
-                    "no run succeeded since the one due at {}",
-                    before.fire_time.format("%Y-%m-%d %H:%M UTC")
-                )),
-            );
-        }
-    }
-    let _ = scheduled;
-    if last_success.is_some() {
-        (Freshness::Fresh, None)
-    } else {
-        (Freshness::Unknown, None)
-    }
-}
 
 impl Scheduler {
     /// A scheduler over `defs` (the file's schedules and the built-in ones).
@@ -204,15 +157,20 @@ impl Scheduler {
 
     /// Each type's freshness now, with why: judged by the fires of its own schedule, else the
     /// full sync's when it belongs to it.
-    pub async fn freshness(
+    pub async fn freshness(&self, now: DateTime<Utc>) -> Result<Judged, ScheduleError> {
+        let rows = self.inner.store.schedules().await?;
+        self.freshness_of(&rows, now).await
+    }
+
+    /// [`Scheduler::freshness`] over schedule rows already read.
+    async fn freshness_of(
         &self,
+        rows: &[ScheduleRow],
         now: DateTime<Utc>,
-    ) -> Result<BTreeMap<String, (Freshness, Option<String>, Option<DateTime<Utc>>)>, ScheduleError>
-    {
+    ) -> Result<Judged, ScheduleError> {
         let store = &self.inner.store;
         let successes: BTreeMap<String, DateTime<Utc>> =
             store.last_successes().await?.into_iter().collect();
-        let rows = store.schedules().await?;
         let enabled = |row: &ScheduleRow| row.next_fire_at.is_some();
         let full = rows.iter().find(|r| {
             enabled(r) && parse::<ScheduleTarget>(&r.target) == Some(ScheduleTarget::Full)
@@ -424,7 +382,7 @@ impl Scheduler {
         enabled: bool,
         who: &str,
     ) -> Result<(), ScheduleError> {
-        if !self.inner.engine.types().iter().any(|t| t.name == name) {
+        if !self.inner.engine.has_type(name) {
             return Err(ScheduleError::NotFound(name.to_string()));
         }
         self.inner
@@ -466,13 +424,13 @@ impl Scheduler {
     /// Fills each type's `next_run` in `status`: its own schedule's next fire time, or the full
     /// sync's for a type that belongs to it, whichever comes first.
     pub async fn annotate(&self, status: &mut SyncStatus) -> Result<(), ScheduleError> {
-        for (name, (freshness, note, _)) in self.freshness(Utc::now()).await? {
+        let rows = self.inner.store.schedules().await?;
+        for (name, (freshness, note, _)) in self.freshness_of(&rows, Utc::now()).await? {
             if let Some(ty) = status.types.get_mut(&name) {
                 ty.freshness = freshness;
                 ty.freshness_note = note;
             }
         }
-        let rows = self.inner.store.schedules().await?;
         let types = self.inner.engine.types();
         for row in rows {
             let Some(next) = row.next_fire_at else {
@@ -735,7 +693,7 @@ impl Scheduler {
         if let Some(def) = self.inner.defs.get(id) {
             return Ok(def.target.clone());
         }
-        if self.inner.engine.types().iter().any(|t| t.name == id) {
+        if self.inner.engine.has_type(id) {
             return Ok(ScheduleTarget::Sync(id.to_string()));
         }
         if self.inner.workflows.definitions().contains_key(id) {
