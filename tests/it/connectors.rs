@@ -1544,6 +1544,39 @@ async fn a_job_keeps_its_first_hundred_warnings_and_counts_the_rest() {
 }
 
 #[tokio::test]
+async fn a_line_written_in_pieces_while_stderr_talks_arrives_whole() {
+    // The output is read in one `select!` over stdout, stderr and the exit: a stdout line that
+    // arrives in pieces must survive the other branches winning in between (a partly read line
+    // was once dropped with its reading future, and the log showed its tail as a line).
+    let db = TestDb::sqlite();
+    let store = db.store().await;
+    let dir = tempfile::tempdir().unwrap();
+    let command = script(
+        dir.path(),
+        "pieces.sh",
+        "(for i in $(seq 1 40); do printf aaaaaaaaaa; sleep 0.01; done; echo) &
+         for i in $(seq 1 40); do echo err >&2; sleep 0.005; done
+         wait
+echo done
+",
+    );
+    let (engine, _events, stop) = start_engine(
+        &store,
+        vec![typed("pieces", Arc::new(CommandTask::new(command, vec![])), 1)],
+    );
+    let job = run_sync(&engine, "pieces").await;
+    assert_eq!(job.state, JobState::Completed, "{job:?}");
+    let out: Vec<String> = logs_of(&engine, &job)
+        .await
+        .into_iter()
+        .filter(|l| l.level == baton::model::LogLevel::Info)
+        .map(|l| l.message)
+        .collect();
+    assert_eq!(out, ["a".repeat(400), "done".to_string()]);
+    stop.cancel();
+}
+
+#[tokio::test]
 async fn a_command_line_without_end_is_cut_not_held_whole() {
     let db = TestDb::sqlite();
     let store = db.store().await;

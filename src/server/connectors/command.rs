@@ -98,42 +98,55 @@ impl Drop for GroupGuard {
 pub const LINE_BYTES: usize = 8 * 1024;
 
 /// Lines of a program's output, each cut at [`LINE_BYTES`].
+///
+/// Cancel-safe: the output is read in a `select!` with the other stream and the exit, which
+/// drops `next_line`'s future whenever another branch wins; the part of a line read so far is
+/// kept here, not in the future, so no byte is lost when that happens.
 struct BoundedLines<R> {
     reader: BufReader<R>,
+    /// The line read so far.
+    line: Vec<u8>,
+    /// Whether it was longer than [`LINE_BYTES`] (the rest is skipped).
+    cut: bool,
 }
 
 impl<R: tokio::io::AsyncRead + Unpin> BoundedLines<R> {
     fn new(inner: R) -> Self {
         Self {
             reader: BufReader::new(inner),
+            line: Vec::new(),
+            cut: false,
         }
+    }
+
+    /// The line read so far, ended (with `…` when it was cut).
+    fn take(&mut self) -> Vec<u8> {
+        let mut line = std::mem::take(&mut self.line);
+        if std::mem::take(&mut self.cut) {
+            line.extend_from_slice("…".as_bytes());
+        }
+        line
     }
 
     /// The next line without its end (a cut one ends with `…`), or `None` at the end.
     async fn next_line(&mut self) -> std::io::Result<Option<Vec<u8>>> {
-        let mut line = Vec::new();
-        let mut cut = false;
         loop {
+            // The only await; between it and the return nothing can be interrupted.
             let available = self.reader.fill_buf().await?;
             if available.is_empty() {
-                if cut {
-                    line.extend_from_slice("…".as_bytes());
-                }
+                let line = self.take();
                 return Ok((!line.is_empty()).then_some(line));
             }
             let (taken, ended) = match available.iter().position(|&b| b == b'\n') {
                 Some(at) => (at, true),
                 None => (available.len(), false),
             };
-            let room = LINE_BYTES.saturating_sub(line.len());
-            line.extend_from_slice(&available[..taken.min(room)]);
-            cut |= taken > room;
+            let room = LINE_BYTES.saturating_sub(self.line.len());
+            self.line.extend_from_slice(&available[..taken.min(room)]);
+            self.cut |= taken > room;
             self.reader.consume(taken + usize::from(ended));
             if ended {
-                if cut {
-                    line.extend_from_slice("…".as_bytes());
-                }
-                return Ok(Some(line));
+                return Ok(Some(self.take()));
             }
         }
     }
