@@ -57,11 +57,20 @@ const CRON_FIELDS: [(&str, &str); 5] = [
     ("day of week", "0-7 or SUN-SAT"),
 ];
 
-/// The server's own time zone (`TZ`, else the system's), UTC when it cannot be told.
+/// The server's own time zone: `TZ` when it names an IANA zone (as containers set it), else the
+/// system's (`/etc/localtime`), UTC when neither can be told.
 pub fn local_zone() -> Tz {
-    iana_time_zone::get_timezone()
-        .ok()
-        .and_then(|name| name.parse().ok())
+    zone_of(
+        std::env::var("TZ").ok().as_deref(),
+        iana_time_zone::get_timezone().ok(),
+    )
+}
+
+/// The zone `TZ` names (with or without POSIX's leading `:`), else the system's, else UTC.
+fn zone_of(tz: Option<&str>, system: Option<String>) -> Tz {
+    tz.map(|t| t.trim().trim_start_matches(':'))
+        .and_then(|t| t.parse().ok())
+        .or_else(|| system.and_then(|name| name.parse().ok()))
         .unwrap_or(Tz::UTC)
 }
 
@@ -373,6 +382,26 @@ pub fn due(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_tz_variable_names_the_zone_before_the_system_does() {
+        let system = || Some("Europe/Rome".to_string());
+        assert_eq!(
+            super::zone_of(Some("Asia/Tokyo"), system()),
+            chrono_tz::Asia::Tokyo
+        );
+        assert_eq!(
+            super::zone_of(Some(":America/New_York"), system()),
+            chrono_tz::America::New_York
+        );
+        // Not a zone name (a POSIX rule, a typo): the system's zone, then UTC.
+        assert_eq!(
+            super::zone_of(Some("CET-1CEST"), system()),
+            chrono_tz::Europe::Rome
+        );
+        assert_eq!(super::zone_of(None, system()), chrono_tz::Europe::Rome);
+        assert_eq!(super::zone_of(None, None), chrono_tz::UTC);
+    }
+
     use super::*;
 
     fn at(s: &str) -> DateTime<Utc> {
