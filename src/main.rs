@@ -3,6 +3,7 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use baton::model::Role;
+use baton::server::remote::{self, Client, ServerArgs};
 use baton::server::{
     auth::{Auth, Who},
     bench::{self, BenchArgs},
@@ -12,7 +13,7 @@ use baton::server::{
     store::Store,
     telemetry,
 };
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Baton: a self-hosted sync orchestrator with a live admin dashboard.
 #[derive(Debug, Parser)]
@@ -43,6 +44,75 @@ enum Command {
     /// Manage the API tokens programs use (Authorization: Bearer <token>)
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Run a sync type or start a workflow on a running server; --wait follows it live.
+    /// Exits 0 on success, 1 on failure, 2 on bad usage, 3 when it ended with warnings, 4 when a
+    /// workflow waits at a gate for a person
+    Trigger {
+        /// A sync type (customers, orders, …) or a workflow (daily-sync, …)
+        name: String,
+        /// Follow it to its end with a progress bar
+        #[arg(long)]
+        wait: bool,
+        /// Print the job or session as JSON on stdout
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// The orchestrator's state on a running server: what runs, the queue, each type's freshness
+    /// and next run
+    Status {
+        /// Print the status as JSON
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// The newest jobs on a running server
+    Jobs {
+        /// pending, running, completed, failed or cancelled
+        #[arg(long)]
+        state: Option<String>,
+        /// Only jobs of this sync type
+        #[arg(long = "type")]
+        sync_type: Option<String>,
+        /// How many (1-500)
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=500))]
+        limit: u32,
+        /// Print the jobs as JSON
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// A job's log; --follow prints new lines until the job ends
+    Logs {
+        /// The job's id
+        job: String,
+        #[arg(long, short = 'f')]
+        follow: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Cancel a waiting or running job
+    Cancel {
+        /// The job's id
+        job: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Queue a failed or cancelled job again
+    Retry {
+        /// The job's id
+        job: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Print shell completions (bash, zsh, fish, elvish or powershell) to stdout
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::aot::Shell,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -107,11 +177,12 @@ fn role(name: &str) -> Result<Role, String> {
     Role::parse(name).ok_or_else(|| format!("`{name}` is not a role: use viewer, staff or admin"))
 }
 
+/// The demo ERP's address when `--addr` (the global flag, which here means the demo ERP's own
+/// address) is not given.
+const DEMO_ERP_ADDR: &str = "127.0.0.1:3100";
+
 #[derive(Debug, clap::Args)]
 struct DemoErpArgs {
-    /// Where to listen
-    #[arg(long, default_value = "127.0.0.1:3100", env = "BATON_DEMO_ERP_ADDR")]
-    addr: std::net::SocketAddr,
     /// Records per entity to start with
     #[arg(long, default_value_t = 10_000)]
     records: u32,
@@ -128,7 +199,41 @@ struct DemoErpArgs {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    // The commands that talk to a running server need no configuration or database here.
+    match cli.command.take() {
+        Some(Command::Completions { shell }) => {
+            clap_complete::aot::generate(
+                shell,
+                &mut Cli::command(),
+                "baton",
+                &mut std::io::stdout(),
+            );
+            return ExitCode::SUCCESS;
+        }
+        // The demo ERP alone reads no configuration either; `--addr` is its own address.
+        Some(Command::DemoErp(args)) => {
+            let defaults = Config::default();
+            let log = std::env::var("BATON_LOG").unwrap_or(defaults.log);
+            let _ = telemetry::init(defaults.log_format, &log);
+            return match demo_erp(args, cli.overrides.addr.as_deref()).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("baton: {err:#}");
+                    ExitCode::from(2)
+                }
+            };
+        }
+        Some(
+            command @ (Command::Trigger { .. }
+            | Command::Status { .. }
+            | Command::Jobs { .. }
+            | Command::Logs { .. }
+            | Command::Cancel { .. }
+            | Command::Retry { .. }),
+        ) => return run_remote(command).await,
+        other => cli.command = other,
+    }
     let config = match Config::load(cli.config.as_deref(), &cli.overrides) {
         Ok(config) => config,
         Err(err) => {
@@ -144,9 +249,9 @@ async fn main() -> ExitCode {
         Command::Serve => serve(config).await,
         Command::Migrate => migrate(config).await,
         Command::Bench(args) => bench::run(args).await,
-        Command::DemoErp(args) => demo_erp(args).await,
         Command::User(command) => user(config, command).await,
         Command::Token(command) => token(config, command).await,
+        _ => unreachable!("the remote commands and the demo ERP returned above"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -154,6 +259,46 @@ async fn main() -> ExitCode {
             tracing::error!("{err:#}");
             eprintln!("baton: {err:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs one command against a running server; its exit code says how it went.
+async fn run_remote(command: Command) -> ExitCode {
+    let server = match &command {
+        Command::Trigger { server, .. }
+        | Command::Status { server, .. }
+        | Command::Jobs { server, .. }
+        | Command::Logs { server, .. }
+        | Command::Cancel { server, .. }
+        | Command::Retry { server, .. } => server.clone(),
+        _ => unreachable!("only remote commands come here"),
+    };
+    let result = match Client::from_env(&server) {
+        Err(err) => Err(err),
+        Ok(client) => match command {
+            Command::Trigger {
+                name, wait, json, ..
+            } => remote::trigger(&client, &name, wait, json).await,
+            Command::Status { json, .. } => remote::status(&client, json).await,
+            Command::Jobs {
+                state,
+                sync_type,
+                limit,
+                json,
+                ..
+            } => remote::jobs(&client, state.as_deref(), sync_type.as_deref(), limit, json).await,
+            Command::Logs { job, follow, .. } => remote::logs(&client, &job, follow).await,
+            Command::Cancel { job, .. } => remote::cancel(&client, &job).await,
+            Command::Retry { job, .. } => remote::retry(&client, &job).await,
+            _ => unreachable!("only remote commands come here"),
+        },
+    };
+    match result {
+        Ok(exit) => ExitCode::from(exit as u8),
+        Err(err) => {
+            eprintln!("baton: {err}");
+            ExitCode::from(err.exit as u8)
         }
     }
 }
@@ -282,7 +427,15 @@ async fn token(config: Config, command: TokenCommand) -> anyhow::Result<()> {
     result.map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-async fn demo_erp(args: DemoErpArgs) -> anyhow::Result<()> {
+/// Runs the demo ERP alone at `--addr` (else `BATON_DEMO_ERP_ADDR`, else 127.0.0.1:3100).
+async fn demo_erp(args: DemoErpArgs, addr: Option<&str>) -> anyhow::Result<()> {
+    let addr = match addr {
+        Some(addr) => addr.to_string(),
+        None => std::env::var("BATON_DEMO_ERP_ADDR").unwrap_or_else(|_| DEMO_ERP_ADDR.into()),
+    };
+    let addr: std::net::SocketAddr = addr.trim().parse().map_err(|_| {
+        anyhow::anyhow!("--addr must be an address such as 127.0.0.1:3100, not `{addr}`")
+    })?;
     if args.records == 0 {
         anyhow::bail!("--records must be at least 1");
     }
@@ -298,9 +451,9 @@ async fn demo_erp(args: DemoErpArgs) -> anyhow::Result<()> {
         failure_rate: args.failure_rate,
         change_every: Some(args.change_every),
     });
-    let listener = tokio::net::TcpListener::bind(args.addr)
+    let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.addr))?;
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
     let shutdown = tokio_util::sync::CancellationToken::new();
     tokio::spawn(baton::server::shutdown::cancel_on_signal(shutdown.clone())?);
     println!(

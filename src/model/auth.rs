@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// What someone may do. Each role includes the ones before it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Reads everything but secrets.
@@ -50,6 +51,7 @@ impl std::fmt::Display for Role {
 
 /// Who the page is showing itself to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Me {
     /// The user's name.
     pub name: String,
@@ -59,6 +61,7 @@ pub struct Me {
 
 /// A user as the admin page lists it (never the password hash).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct UserView {
     /// The name people sign in with.
     pub name: String,
@@ -74,6 +77,7 @@ pub struct UserView {
 
 /// An API token as listed (never the token itself, which is shown once when it is created).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct TokenView {
     /// Its name, unique; jobs it starts are `token:<name>`.
     pub name: String,
@@ -91,6 +95,7 @@ pub struct TokenView {
 
 /// A token just created: the only time its secret is shown.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct NewToken {
     /// The token as listed.
     pub token: TokenView,
@@ -100,6 +105,7 @@ pub struct NewToken {
 
 /// One row of the audit log.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct AuditEntry {
     /// Its position in the log (newest is highest).
     pub id: i64,
@@ -131,6 +137,7 @@ pub struct AuditEntry {
 
 /// A page of the audit log, newest first.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct AuditPage {
     /// The rows.
     pub entries: Vec<AuditEntry>,

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// How serious a log line is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum LogLevel {
     /// What the task did (a page pulled, a line a command printed on stdout).
@@ -37,6 +38,7 @@ impl LogLevel {
 
 /// One line of a job's log, as stored and as the `job-log` event carries it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct JobLogLine {
     /// Its position in the job's log once stored (what `?after=` takes); absent on live events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -57,6 +59,7 @@ pub struct JobLogLine {
 
 /// What happened to one record in one run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ChangeKind {
     /// Seen for the first time (or again after it was removed).
@@ -90,6 +93,7 @@ impl ChangeKind {
 
 /// One entry of a run's change set (`GET /api/changes`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct EntityChange {
     /// Increasing; page with `?before=`.
     pub id: i64,
@@ -109,6 +113,7 @@ pub struct EntityChange {
 
 /// How many records a connector created, updated, left unchanged and removed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ChangeCounts {
     /// New records.
     pub created: u64,

@@ -17,6 +17,7 @@ use super::{
 /// so ids also keep increasing across restarts and a client's `Last-Event-ID` from before a restart
 /// is recognised as too old to replay (it gets a `resync`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct LiveEvent {
     /// Position in the stream; what `Last-Event-ID` and `?after=` refer to.
     pub id: u64,
@@ -29,6 +30,7 @@ pub struct LiveEvent {
 
 /// Everything the live stream can carry. Later subsystems add their variants here.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(tag = "event", content = "data", rename_all = "kebab-case")]
 pub enum EventKind {
     /// The server is alive; sent on a fixed interval with the state of its database.
@@ -112,6 +114,7 @@ impl EventKind {
 
 /// The periodic sign of life of one server process.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Heartbeat {
     /// The process that sent it (a row of the `instances` table).
     pub instance_id: String,
@@ -123,6 +126,7 @@ pub struct Heartbeat {
 
 /// Whether the database answered the last check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DatabaseHealth {
     /// It answered.
@@ -133,6 +137,7 @@ pub enum DatabaseHealth {
 
 /// What the polling fallback returns for `GET /api/events/poll?after=<id>`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct EventPage {
     /// The events after `after`, oldest first.
     pub events: Vec<LiveEvent>,

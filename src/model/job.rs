@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 /// may also go back to `Pending` (a retryable error, a preemption, or a rescue after its process
 /// died). The last three are terminal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
     /// Queued; runs when claimed at or after its run-at time.
@@ -53,6 +54,7 @@ impl JobState {
 
 /// Who or what asked for a job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum JobSource {
     /// A person, from the dashboard.
@@ -103,6 +105,7 @@ impl JobSource {
 
 /// A job as the API and the UI see it: every field of its row except the task's input.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Job {
     /// UUID v7.
     pub id: String,
@@ -170,6 +173,7 @@ pub struct Job {
 
 /// A progress report of a running job, as the live stream carries it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct JobProgress {
     /// The job.
     pub job_id: String,
@@ -187,6 +191,7 @@ pub struct JobProgress {
 
 /// How many jobs wait and run, sent when the queue changes (at most every 100 ms).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct QueueCounts {
     /// Jobs waiting to be claimed.
     pub pending: u64,
@@ -196,6 +201,7 @@ pub struct QueueCounts {
 
 /// A sync type's state as the status view shows it (seed 003's fields).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SyncState {
     /// Nothing runs and it never ran, or its last run was cancelled.
@@ -210,6 +216,7 @@ pub enum SyncState {
 
 /// One sync type in the status view.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct TypeStatus {
     /// Its name.
     pub name: String,
@@ -253,6 +260,7 @@ pub struct TypeStatus {
 
 /// How fresh a sync type's data is.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Freshness {
     /// Nothing to judge by: no schedule and no success yet.
@@ -280,6 +288,7 @@ impl Freshness {
 
 /// A sync type turned late or stale (`sync-late`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct FreshnessChange {
     /// The type.
     pub sync_type: String,
@@ -293,6 +302,7 @@ pub struct FreshnessChange {
 
 /// `GET /api/sync/status`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct SyncStatus {
     /// The running exclusive job (the holder of the global mutex), if any.
     pub current: Option<Job>,
@@ -307,6 +317,7 @@ pub struct SyncStatus {
 
 /// What a bulk action does to each selected job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum BulkAction {
     /// Cancel it (a pending one at once, a running one when its task stops).
@@ -317,6 +328,7 @@ pub enum BulkAction {
 
 /// What a bulk action did to one job.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct BulkOutcome {
     /// The job asked about.
     pub id: String,

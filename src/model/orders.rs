@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// One tab's smart-sync lease as status and answers show it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct SmartLease {
     /// The tab (a random id the page keeps for as long as the tab lives).
     pub tab_id: String,
@@ -25,6 +26,7 @@ pub struct SmartLease {
 
 /// Smart customer sync in `GET /api/sync/status`: how many tabs hold the queue, and whose.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct SmartSyncStatus {
     /// Tabs with a live lease.
     pub active_tabs: u32,
@@ -36,6 +38,7 @@ pub struct SmartSyncStatus {
 
 /// The answer to opening (or keeping open) the order form in a tab.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct SmartSyncAnswer {
     /// This tab's lease; ended when it timed out (the tab works on, the queue no longer waits).
     pub lease: SmartLease,
@@ -51,6 +54,7 @@ pub struct SmartSyncAnswer {
 
 /// `smart-sync-started`, `smart-sync-ended` and `smart-sync-timeout`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct SmartSyncEvent {
     /// The tab whose lease began or ended.
     pub tab_id: String,
@@ -64,6 +68,7 @@ pub struct SmartSyncEvent {
 
 /// A customer the form can pick.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct CustomerHit {
     /// Its key in the ERP.
     pub id: String,
@@ -75,6 +80,7 @@ pub struct CustomerHit {
 
 /// A product the form can add, with its synced price.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ProductHit {
     /// Its key in the ERP.
     pub id: String,
@@ -88,6 +94,7 @@ pub struct ProductHit {
 
 /// One line of a draft.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct DraftLine {
     /// The product.
     pub product_id: String,
@@ -101,6 +108,7 @@ pub struct DraftLine {
 
 /// What the form sends to save a draft.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DraftInput {
     /// The customer's id.
@@ -114,6 +122,7 @@ pub struct DraftInput {
 
 /// A line as the form sends it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DraftLineInput {
     /// The product's id.
@@ -124,6 +133,7 @@ pub struct DraftLineInput {
 
 /// Where a draft is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DraftStatus {
     /// Being worked on.
@@ -147,6 +157,7 @@ impl DraftStatus {
 
 /// A saved draft.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Draft {
     /// Its number.
     pub id: i64,

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// What to do about fire times that passed while no Baton process was running.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum OnMissed {
     /// Run once for all of them (the latest), then go on as scheduled: never a burst.
@@ -28,6 +29,7 @@ impl OnMissed {
 /// When a schedule fires: `every` (an interval such as `30m`) or `cron` (five fields, read in
 /// `tz`, the server's own zone when unset), on or off, and what to do about missed runs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleSpec {
     /// An interval: `90s`, `30m`, `6h`, `1d` (at least 1 s).
@@ -94,6 +96,7 @@ impl ScheduleSpec {
 
 /// What a schedule runs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", content = "name", rename_all = "snake_case")]
 pub enum ScheduleTarget {
     /// A job of one sync type.
@@ -117,6 +120,7 @@ impl ScheduleTarget {
 
 /// What happened at one fire time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum FireOutcome {
     /// It queued its job(s) or started its session.
@@ -150,6 +154,7 @@ impl FireOutcome {
 
 /// One fire time of a schedule.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ScheduleFire {
     /// The schedule.
     pub schedule: String,
@@ -169,6 +174,7 @@ pub struct ScheduleFire {
 
 /// One schedule as `GET /api/schedules` shows it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ScheduleView {
     /// Its name: the sync type's or workflow's, or `full-sync`.
     pub id: String,
@@ -190,6 +196,7 @@ pub struct ScheduleView {
 
 /// `POST /api/schedules/{id}/preview`: the next fire times of a timing not yet saved.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct SchedulePreview {
     /// The next five fire times from now.
     pub next: Vec<DateTime<Utc>>,
@@ -197,6 +204,7 @@ pub struct SchedulePreview {
 
 /// One finished run of a sync type (`GET /api/sync/{type}/history`, the chart's bars).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct RunRecord {
     /// The job.
     pub job_id: String,
@@ -220,6 +228,7 @@ pub struct RunRecord {
 
 /// A sync type's runs over a period (seed 004's statistics).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct PeriodStats {
     /// The period, in days back from now.
     pub days: u32,
@@ -237,6 +246,7 @@ pub struct PeriodStats {
 
 /// One sync type's statistics over the last 7 and 30 days.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct TypeStats {
     /// The type.
     pub sync_type: String,

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// Where a step is, as it writes it (seed 000's four states).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum StepStatus {
     /// Not started, or waiting for a person (a gate).
@@ -47,6 +48,7 @@ impl StepStatus {
 /// warnings, when steps allowed to fail did, or jobs noted some), a failing step ends it failed
 /// (until the step is retried); a person may cancel it, or start it over from any state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SessionState {
     /// A step runs its jobs.
@@ -99,6 +101,7 @@ impl SessionState {
 
 /// A session's state or run changed (`session-updated` events carry it).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct SessionUpdate {
     /// The session.
     pub session_id: String,
@@ -118,6 +121,7 @@ pub struct SessionUpdate {
 
 /// One row of the status table: a step said this, at this time (`step-status` events carry it).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct StatusRow {
     /// Increasing across all sessions.
     pub id: i64,
@@ -141,6 +145,7 @@ pub struct StatusRow {
 
 /// A session's status: each step's latest row in the current run, and the whole timeline.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct SessionStatus {
     /// The session.
     pub session_id: String,
@@ -154,6 +159,7 @@ pub struct SessionStatus {
 
 /// A session was reset for a fresh run (`session-cleared` events carry it).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct SessionCleared {
     /// The session.
     pub session_id: String,
@@ -163,6 +169,7 @@ pub struct SessionCleared {
 
 /// A session as `GET /api/sessions/{id}` shows it (and the daily-sync page reads it).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct SessionView {
     /// The session.
     pub id: String,
@@ -197,6 +204,7 @@ pub struct SessionView {
 
 /// One step as the session view shows it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct StepView {
     /// Its number, from 1.
     pub step: u32,
@@ -220,6 +228,7 @@ pub struct StepView {
 
 /// A job of a step, as far as the step's view needs it (live progress follows `job-progress`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct StepJob {
     /// The job's id.
     pub id: String,
@@ -235,6 +244,7 @@ pub struct StepJob {
 
 /// What the page of a workflow reads: the workflow's steps, and its newest session if it ran.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct WorkflowOverview {
     /// The workflow's id.
     pub id: String,
@@ -248,6 +258,7 @@ pub struct WorkflowOverview {
 
 /// One session in a list (the tasks view): what ran, how it went, who started it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct SessionLine {
     /// Where it is, with its workflow, run and times.
     pub update: SessionUpdate,

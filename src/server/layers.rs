@@ -5,7 +5,7 @@
 /// The layers, lowest first; modules on one line stand beside each other and may not import
 /// each other. `demo_erp`, `shutdown` and `limit` are self-contained.
 pub const LAYERS: &[&[&str]] = &[
-    &["lifecycle", "shutdown", "demo_erp", "limit"],
+    &["lifecycle", "shutdown", "demo_erp", "limit", "metrics"],
     &["events"],
     &["store"],
     &["engine", "instance", "auth", "orders"],
@@ -16,7 +16,7 @@ pub const LAYERS: &[&[&str]] = &[
     &["config"],
     &["state"],
     &["http"],
-    &["startup", "bench", "telemetry", "layers"],
+    &["startup", "bench", "telemetry", "layers", "remote"],
 ];
 
 /// The layer of a module, `None` for one the table does not place.

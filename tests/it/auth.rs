@@ -75,7 +75,7 @@ async fn audit(app: &TestApp, query: &str) -> Vec<Value> {
 }
 
 /// Every path the router serves, read from the router itself (not from a hand-written list).
-fn router_paths(app: &TestApp) -> Vec<String> {
+pub(crate) fn router_paths(app: &TestApp) -> Vec<String> {
     let router = baton::server::http::router(app.state.clone());
     let debug = format!("{router:?}");
     let mut paths: Vec<String> = debug
@@ -175,7 +175,8 @@ both_backends!(every_route_refuses_whoever_its_rule_does_not_allow, |db| {
                 Access::Role(role) => Some(role),
                 _ => None,
             };
-            let page = !path.starts_with("/api/") && path != "/healthz" && path != "/readyz";
+            let page = !path.starts_with("/api/")
+                && !matches!(path.as_str(), "/healthz" | "/readyz" | "/metrics");
 
             // Nobody: 401 (or the sign-in page for a page), never the thing itself.
             let response = form(anonymous.request(method.clone(), &url))

@@ -14,18 +14,18 @@ fn baton() -> Command {
 }
 
 /// A `baton serve` child on a free port, started with `env`.
-struct Served {
-    child: Child,
+pub(crate) struct Served {
+    pub(crate) child: Child,
     /// The address from its "listening on" line.
-    addr: String,
+    pub(crate) addr: String,
     /// Its log up to and including that line.
     log: Vec<String>,
     /// The rest of its stderr.
-    rest: std::io::Lines<BufReader<std::process::ChildStderr>>,
+    pub(crate) rest: std::io::Lines<BufReader<std::process::ChildStderr>>,
 }
 
 /// Starts `baton serve` with `env` and waits until it listens.
-fn spawn_serve(env: &[(&str, String)]) -> Served {
+pub(crate) fn spawn_serve(env: &[(&str, String)]) -> Served {
     let mut command = baton();
     command
         .arg("serve")
@@ -102,6 +102,52 @@ fn a_malformed_address_stops_start_up_with_exit_2_naming_the_variable() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("BATON_ADDR"), "{stderr}");
+}
+
+#[test]
+fn the_demo_erp_alone_listens_where_addr_says() {
+    // `baton demo-erp --addr …` as the README shows it (it once panicked: the subcommand's
+    // `--addr` and the global one shared a name).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = baton()
+        .args([
+            "demo-erp",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--records",
+            "10",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _ = child.kill();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(
+        line.trim(),
+        format!("demo ERP listening on http://127.0.0.1:{port}/api"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // A bad address: exit 2, naming the flag.
+    let output = baton()
+        .args(["demo-erp", "--addr", "nowhere"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--addr") && stderr.contains("nowhere"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -1562,7 +1562,11 @@ echo done
     );
     let (engine, _events, stop) = start_engine(
         &store,
-        vec![typed("pieces", Arc::new(CommandTask::new(command, vec![])), 1)],
+        vec![typed(
+            "pieces",
+            Arc::new(CommandTask::new(command, vec![])),
+            1,
+        )],
     );
     let job = run_sync(&engine, "pieces").await;
     assert_eq!(job.state, JobState::Completed, "{job:?}");

@@ -8,6 +8,7 @@ mod helpers;
 
 mod auth;
 mod cli;
+mod compat;
 mod connectors;
 mod crash;
 mod engine;
@@ -15,7 +16,10 @@ mod fencing;
 mod http;
 mod jobs_api;
 mod limits;
+mod metrics;
+mod openapi;
 mod orders;
+mod remote;
 mod schedules;
 mod sessions_api;
 mod status;

@@ -191,6 +191,9 @@ impl Engine {
     async fn run_job(&self, row: JobRow, running: &Running) {
         let inner = &self.inner;
         inner.events.publish(EventKind::SyncStarted(row.to_job()));
+        let started = row.started_at.unwrap_or_else(Utc::now);
+        let waited = (started - row.run_at).to_std().unwrap_or_default();
+        inner.metrics.job_started(&row.sync_type, waited);
         let before = row.lifecycle();
         let holder = Holder {
             owner: inner.owner,
@@ -316,6 +319,7 @@ impl Engine {
         }
         let lost = running.reason() == Some(StopReason::LeaseLost);
         if lost {
+            inner.metrics.lease_lost();
             let message = format!(
                 "lease lost: this worker could not renew its lease on attempt {} in time (or \
                  another process took the job over), so it stopped the task; the job runs again \

@@ -60,7 +60,11 @@ impl Engine {
             };
             let failed = match written {
                 Ok(Some(row)) => {
-                    self.announce(&row, matches!(transition, Transition::Fail { .. }));
+                    let failed = matches!(transition, Transition::Fail { .. });
+                    if failed && row.state == JobState::Pending.as_str() {
+                        self.inner.metrics.job_retried(&row.sync_type);
+                    }
+                    self.announce(&row, failed);
                     return;
                 }
                 Ok(None) => match store.get_job(id).await {
@@ -176,6 +180,7 @@ impl Engine {
     pub(super) fn announce(&self, row: &JobRow, failed_attempt: bool) {
         let job = row.to_job();
         if job.state.is_terminal() {
+            self.inner.metrics.job_finished(&job);
             tracing::debug!(
                 job = %job.id,
                 sync_type = %job.sync_type,

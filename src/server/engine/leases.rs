@@ -81,6 +81,7 @@ impl Engine {
             }
         };
         let until = sent + settings.lease_ttl - settings.lease_margin();
+        inner.metrics.leases_renewed(renewed.len());
         let mut held = std::collections::HashSet::new();
         for job in renewed {
             let key = (job.id, job.attempt.max(0) as u32);
@@ -154,6 +155,7 @@ impl Engine {
                         tracing::debug!(job = %row.id, error = %err, "could not log the rescue");
                     }
                     rescued += 1;
+                    self.inner.metrics.job_rescued(&row.sync_type);
                     self.announce(&after, true);
                     self.inner.wake.notify_one();
                 }

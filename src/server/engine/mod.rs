@@ -276,6 +276,8 @@ struct Inner {
     finish_queue: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<FinishRequest>>>,
     /// `settings.smart_sync_type`, kept for the life of the process (claims name it).
     smart_type: Option<&'static str>,
+    /// The process's Prometheus metrics (the engine's share of them is counted here).
+    metrics: crate::server::metrics::Metrics,
 }
 
 impl Engine {
@@ -312,8 +314,14 @@ impl Engine {
                 finishes,
                 finish_queue: Mutex::new(Some(finish_queue)),
                 smart_type,
+                metrics: crate::server::metrics::Metrics::new(),
             }),
         }
+    }
+
+    /// The process's metrics; the server adds its own to the same registry.
+    pub fn metrics(&self) -> &crate::server::metrics::Metrics {
+        &self.inner.metrics
     }
 
     /// Adds or replaces a sync type.
@@ -361,7 +369,8 @@ impl Engine {
         types
     }
 
-    fn sync_type(&self, name: &str) -> Result<SyncType, EngineError> {
+    /// The sync type of that name; `UnknownType` (listing the known ones) if there is none.
+    pub fn sync_type(&self, name: &str) -> Result<SyncType, EngineError> {
         let types = self.inner.types.read().unwrap_or_else(|p| p.into_inner());
         types
             .get(name)

@@ -234,6 +234,11 @@ impl Engine {
         })
     }
 
+    /// How many order forms hold a live lease now (0 when smart sync is off).
+    pub async fn smart_live(&self) -> Result<usize, StoreError> {
+        Ok(self.smart_status().await?.active_tabs as usize)
+    }
+
     /// The open order forms, for `GET /api/sync/status`.
     pub(super) async fn smart_status(&self) -> Result<SmartSyncStatus, StoreError> {
         let Some(smart_type) = self.inner.smart_type else {

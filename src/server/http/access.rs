@@ -82,7 +82,14 @@ pub const RULES: &[Rule] = &[
     // Probes and the catch-all 404 of the API.
     rule("GET", "/healthz", Public, Read),
     rule("GET", "/readyz", Public, Read),
+    // Prometheus scrapes with an API token (`authorization` in its scrape config).
+    rule("GET", "/metrics", VIEWER, Read),
     rule("*", "/api/{*rest}", Public, Read),
+    // The API contract and the page that renders it.
+    rule("GET", "/api/openapi.json", Public, Read),
+    rule("GET", "/api/docs", Public, Read),
+    rule("GET", "/api/docs/", Public, Read),
+    rule("GET", "/api/docs/{*rest}", Public, Read),
     // Signing in, out, and the first start.
     rule("POST", "/api/auth/login", Public, Own),
     rule("POST", "/api/auth/logout", Public, Own),
@@ -102,6 +109,20 @@ pub const RULES: &[Rule] = &[
         Change("sync.run", Some("sync_type:{sync_type}")),
     ),
     rule("GET", "/api/sync/{sync_type}/history", VIEWER, Read),
+    // Seed 002's shape of the same calls (http/compat.rs).
+    rule(
+        "POST",
+        "/api/sync/{sync_type}/start",
+        STAFF,
+        Change("sync.run", Some("sync_type:{sync_type}")),
+    ),
+    rule("GET", "/api/sync/{sync_type}/status", VIEWER, Read),
+    rule(
+        "POST",
+        "/api/sync/{sync_type}/cancel",
+        STAFF,
+        Change("job.cancel", Some("sync_type:{sync_type}")),
+    ),
     rule("GET", "/api/sync/stats", VIEWER, Read),
     rule(
         "PUT",
@@ -474,7 +495,9 @@ fn cross_site(headers: &HeaderMap, public_origin: Option<&str>) -> Option<&'stat
 
 /// A page (not the API) asked for by a browser: refusals redirect to the sign-in page.
 fn is_page(rule: &Rule) -> bool {
-    rule.method == "GET" && !rule.path.starts_with("/api/")
+    rule.method == "GET"
+        && !rule.path.starts_with("/api/")
+        && !matches!(rule.path, "/healthz" | "/readyz" | "/metrics")
 }
 
 /// The middleware: resolves who asks, refuses what their role does not allow (and cross-site

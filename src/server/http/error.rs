@@ -90,7 +90,7 @@ impl From<crate::server::limit::Limited> for ApiError {
 }
 
 /// The JSON body of every error response.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// Stable, machine-readable code.
     pub error: &'static str,

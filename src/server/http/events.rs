@@ -23,6 +23,11 @@ use crate::{
     server::{events::Subscription, state::AppState},
 };
 
+/// The OpenAPI operations of these routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(events, poll_events))]
+pub struct Doc;
+
 /// Most events one poll returns; a client further behind polls again at once.
 pub const POLL_PAGE_LIMIT: usize = 200;
 
@@ -44,9 +49,15 @@ fn after_query(query: Result<Query<AfterQuery>, QueryRejection>) -> Result<Optio
     })
 }
 
-/// `GET /api/events/poll?after=<id>`: the live-events fallback when SSE is not available: the
-/// events after `after`, at most [`POLL_PAGE_LIMIT`]. Without `after`, no events, only the newest
-/// id to continue from.
+/// The live events after `after`, at most 200: the fallback when server-sent events are not
+/// available. Without `after`, no events, only the newest id to continue from.
+#[utoipa::path(
+    get,
+    path = "/api/events/poll",
+    tag = "events",
+    params(("after" = Option<u64>, Query, description = "The id of the last event the client has")),
+    responses((status = 200, description = "The events", body = EventPage)),
+)]
 pub async fn poll_events(
     State(state): State<AppState>,
     query: Result<Query<AfterQuery>, QueryRejection>,
@@ -55,7 +66,19 @@ pub async fn poll_events(
     Ok(Json(state.events.page_after(after, POLL_PAGE_LIMIT)))
 }
 
-/// `GET /api/events`: the live stream as server-sent events, resuming after `Last-Event-ID`.
+/// The live stream as server-sent events (`event: <kind>`, `id: <id>`, `data: <LiveEvent>`),
+/// resuming after `Last-Event-ID` (or `?after=`); `resync` when events were missed. 503
+/// `too_many_streams` past `sse_max_clients`.
+#[utoipa::path(
+    get,
+    path = "/api/events",
+    tag = "events",
+    params(
+        ("after" = Option<u64>, Query, description = "Resume after this event id (the Last-Event-ID header wins)"),
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id"),
+    ),
+    responses((status = 200, description = "The stream; each event's data is a LiveEvent", content_type = "text/event-stream", body = String)),
+)]
 pub async fn events(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -99,10 +122,12 @@ pub async fn events(
             resync_event(&format!("{n} events were dropped"))
         }
     });
+    let metrics = state.engine.metrics().clone();
     let stream = stream::iter(head)
         .chain(live)
         .map(move |event| {
             let _slot = &slot;
+            metrics.sse_sent();
             Ok::<_, Infallible>(event)
         })
         .take_until(state.shutdown.clone().cancelled_owned());

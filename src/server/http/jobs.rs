@@ -12,7 +12,8 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, value::RawValue};
+use serde_json::value::RawValue;
+use utoipa::{OpenApi, ToSchema};
 use uuid::Uuid;
 
 use super::{
@@ -24,6 +25,25 @@ use crate::server::{engine::Origin, state::AppState, store::JobFilter};
 
 /// Most jobs one page of `GET /api/jobs` returns.
 pub const MAX_PAGE: u32 = 500;
+
+/// The OpenAPI operations of these routes (roles and common errors are added in
+/// [`super::openapi`]).
+#[derive(OpenApi)]
+#[openapi(paths(
+    sync_full,
+    sync_status,
+    sync_one,
+    list_jobs,
+    submit_job,
+    bulk_jobs,
+    get_job,
+    cancel_job,
+    retry_job,
+    job_logs,
+    list_changes,
+    info
+))]
+pub struct Doc;
 
 /// The engine's routes, merged into the application router.
 pub fn routes() -> Router<AppState> {
@@ -47,7 +67,27 @@ struct LogQuery {
     limit: Option<String>,
 }
 
-/// `GET /api/jobs/{id}/logs?after=<line id>&limit=` → `{lines, next_after}`, oldest first.
+/// A page of a job's log.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LogPage {
+    /// Oldest first.
+    pub lines: Vec<crate::model::JobLogLine>,
+    /// Pass as `after` for the next page; null when the job has no lines.
+    pub next_after: Option<i64>,
+}
+
+/// A job's log lines, oldest first, after the line `after`.
+#[utoipa::path(
+    get,
+    path = "/api/jobs/{id}/logs",
+    tag = "jobs",
+    params(
+        ("id" = uuid::Uuid, Path, description = "The job's id"),
+        ("after" = Option<i64>, Query, description = "The `next_after` of the previous page"),
+        ("limit" = Option<u32>, Query, description = "Lines per page, 1-1000 (default 500)"),
+    ),
+    responses((status = 200, description = "A page of lines", body = LogPage)),
+)]
 async fn job_logs(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -70,7 +110,7 @@ async fn job_logs(
     let limit = limit(query.limit, 500, 1000)?;
     let lines = state.engine.logs(job_id(&id)?, after, limit).await?;
     let next_after = lines.last().and_then(|l| l.id);
-    Ok(Json(json!({ "lines": lines, "next_after": next_after })))
+    Ok(Json(LogPage { lines, next_after }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -81,7 +121,28 @@ struct ChangeQuery {
     limit: Option<String>,
 }
 
-/// `GET /api/changes?entity=&job_id=&before=&limit=` → `{changes, next_before}`, newest first.
+/// A page of the change log.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChangePage {
+    /// Newest first.
+    pub changes: Vec<crate::model::EntityChange>,
+    /// Pass as `before` for the next (older) page; null on the last page.
+    pub next_before: Option<i64>,
+}
+
+/// The records the syncs created, updated or removed, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/changes",
+    tag = "records",
+    params(
+        ("entity" = Option<String>, Query, description = "Only this entity (customers, orders, …)"),
+        ("job_id" = Option<uuid::Uuid>, Query, description = "Only the changes of this job"),
+        ("before" = Option<i64>, Query, description = "The `next_before` of the previous page"),
+        ("limit" = Option<u32>, Query, description = "Changes per page, 1-1000 (default 100)"),
+    ),
+    responses((status = 200, description = "A page of changes", body = ChangePage)),
+)]
 async fn list_changes(
     State(state): State<AppState>,
     query: Result<Query<ChangeQuery>, QueryRejection>,
@@ -106,23 +167,39 @@ async fn list_changes(
     let next_before = (changes.len() == limit as usize)
         .then(|| changes.last().map(|c| c.id))
         .flatten();
-    Ok(Json(
-        json!({ "changes": changes, "next_before": next_before }),
-    ))
-}
-
-/// `GET /api/info` → `{version, demo_erp, insecure_tls}`: what this server is; `demo_erp` is the
-/// demo ERP's base URL in demo mode, else null; `insecure_tls` names the connections that do not
-/// verify certificates.
-async fn info(State(state): State<AppState>) -> Json<serde_json::Value> {
-    Json(json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "demo_erp": state.demo_erp.map(|addr| format!("http://{addr}/api")),
-        "insecure_tls": state.insecure_tls,
+    Ok(Json(ChangePage {
+        changes,
+        next_before,
     }))
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// What this server is.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Info {
+    /// Baton's version.
+    pub version: String,
+    /// The demo ERP's base URL in demo mode, else null.
+    pub demo_erp: Option<String>,
+    /// The connections that do not verify certificates (`tls.insecure`).
+    pub insecure_tls: Vec<String>,
+}
+
+/// What this server is: its version, the demo ERP, connections without certificate checks.
+#[utoipa::path(
+    get,
+    path = "/api/info",
+    tag = "server",
+    responses((status = 200, description = "This server", body = Info)),
+)]
+async fn info(State(state): State<AppState>) -> Json<Info> {
+    Json(Info {
+        version: env!("CARGO_PKG_VERSION").into(),
+        demo_erp: state.demo_erp.map(|addr| format!("http://{addr}/api")),
+        insecure_tls: state.insecure_tls.clone(),
+    })
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SyncBody {
     /// What the client says about the run (kept as the job's `note`; who asked is known).
@@ -135,15 +212,18 @@ fn sync_request(caller: &Caller, headers: &HeaderMap, body: &Bytes) -> Result<Or
     Ok(caller.origin(triggered_by(body.triggered_by)?))
 }
 
-#[derive(Debug, Serialize)]
-struct Accepted {
+/// A run was requested.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Accepted {
+    /// The job that will run (the one already waiting, when deduplicated).
     job_id: String,
     state: JobState,
+    /// A job of the type was already waiting; this is that job.
     deduplicated: bool,
 }
 
 /// 202 `{job_id, state, deduplicated}`.
-fn accepted((job, deduplicated): (Job, bool)) -> (StatusCode, Json<Accepted>) {
+pub(crate) fn accepted((job, deduplicated): (Job, bool)) -> (StatusCode, Json<Accepted>) {
     let body = Accepted {
         job_id: job.id,
         state: job.state,
@@ -152,7 +232,15 @@ fn accepted((job, deduplicated): (Job, bool)) -> (StatusCode, Json<Accepted>) {
     (StatusCode::ACCEPTED, Json(body))
 }
 
-/// `POST /api/sync/{type}` → 202 `{job_id, state, deduplicated}`.
+/// Requests a run of a sync type; a type that already has a job waiting answers with that job.
+#[utoipa::path(
+    post,
+    path = "/api/sync/{sync_type}",
+    tag = "syncs",
+    params(("sync_type" = String, Path, description = "The sync type (customers, orders, …)")),
+    request_body(content = SyncBody, description = "Optional: a note about the run"),
+    responses((status = 202, description = "Queued (or joined the waiting job)", body = Accepted)),
+)]
 async fn sync_one(
     State(state): State<AppState>,
     Path(sync_type): Path<String>,
@@ -176,7 +264,28 @@ async fn sync_one(
     ))
 }
 
-/// `POST /api/sync/full` → 202 `{jobs: [{job_id, sync_type}]}`, highest priority first.
+/// One job of a full sync.
+#[derive(Debug, Serialize, ToSchema)]
+struct QueuedJob {
+    job_id: String,
+    sync_type: String,
+}
+
+/// What a full sync queued.
+#[derive(Debug, Serialize, ToSchema)]
+struct FullAccepted {
+    /// Highest priority first.
+    jobs: Vec<QueuedJob>,
+}
+
+/// Requests every enabled sync type that needs no input, highest priority first.
+#[utoipa::path(
+    post,
+    path = "/api/sync/full",
+    tag = "syncs",
+    request_body(content = SyncBody, description = "Optional: a note about the run"),
+    responses((status = 202, description = "The jobs queued", body = FullAccepted)),
+)]
 async fn sync_full(
     State(state): State<AppState>,
     who: Caller,
@@ -187,27 +296,48 @@ async fn sync_full(
     let jobs = state.engine.request_full(request).await?;
     let jobs: Vec<_> = jobs
         .into_iter()
-        .map(|job| json!({ "job_id": job.id, "sync_type": job.sync_type }))
+        .map(|job| QueuedJob {
+            job_id: job.id,
+            sync_type: job.sync_type,
+        })
         .collect();
-    Ok((StatusCode::ACCEPTED, Json(json!({ "jobs": jobs }))))
+    Ok((StatusCode::ACCEPTED, Json(FullAccepted { jobs })))
 }
 
-/// `GET /api/sync/status` → `{current, queue, types}`.
+/// The orchestrator's state: the job holding the mutex, the queue, and every sync type's status,
+/// freshness and next run.
+#[utoipa::path(
+    get,
+    path = "/api/sync/status",
+    tag = "syncs",
+    responses((status = 200, description = "The status", body = SyncStatus)),
+)]
 async fn sync_status(State(state): State<AppState>) -> Result<Json<SyncStatus>, ApiError> {
     let mut status = state.engine.status().await?;
     state.scheduler.annotate(&mut status).await?;
     Ok(Json(status))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SubmitBody {
+    /// The sync type.
     sync_type: String,
+    /// For a type that takes records: the records (a JSON array of objects with an `id`).
+    #[schema(value_type = Option<Vec<Object>>)]
     records: Option<Box<RawValue>>,
+    /// A note about the run.
     triggered_by: Option<String>,
 }
 
-/// `POST /api/jobs {sync_type, records?, triggered_by?}` → 202 `{job_id, state, deduplicated}`.
+/// Submits a job, with records for a type that takes them.
+#[utoipa::path(
+    post,
+    path = "/api/jobs",
+    tag = "jobs",
+    request_body = SubmitBody,
+    responses((status = 202, description = "Queued", body = Accepted)),
+)]
 async fn submit_job(
     State(state): State<AppState>,
     peer: Peer,
@@ -238,7 +368,14 @@ async fn submit_job(
     ))
 }
 
-/// `GET /api/jobs/{id}` → the job.
+/// One job.
+#[utoipa::path(
+    get,
+    path = "/api/jobs/{id}",
+    tag = "jobs",
+    params(("id" = uuid::Uuid, Path, description = "The job's id")),
+    responses((status = 200, description = "The job", body = Job)),
+)]
 async fn get_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -246,7 +383,14 @@ async fn get_job(
     Ok(Json(state.engine.job(job_id(&id)?).await?))
 }
 
-/// `POST /api/jobs/{id}/cancel` → the job (cancelled, or running with `cancel_requested_at`).
+/// Cancels a job: a waiting one at once, a running one at its next step.
+#[utoipa::path(
+    post,
+    path = "/api/jobs/{id}/cancel",
+    tag = "jobs",
+    params(("id" = uuid::Uuid, Path, description = "The job's id")),
+    responses((status = 200, description = "The job: cancelled, or running with `cancel_requested_at`", body = Job)),
+)]
 async fn cancel_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -254,7 +398,24 @@ async fn cancel_job(
     Ok(Json(state.engine.cancel(job_id(&id)?).await?))
 }
 
-/// `POST /api/jobs/{id}/retry` → 202 `{job_id}` of the new job.
+/// A retry was queued.
+#[derive(Debug, Serialize, ToSchema)]
+struct RetryAccepted {
+    /// The new job.
+    job_id: String,
+    /// The job it retries.
+    retry_of: Option<String>,
+}
+
+/// Queues a failed or cancelled job again, as a new job.
+#[utoipa::path(
+    post,
+    path = "/api/jobs/{id}/retry",
+    tag = "jobs",
+    params(("id" = uuid::Uuid, Path, description = "The job's id")),
+    request_body(content = SyncBody, description = "Optional: a note about the run"),
+    responses((status = 202, description = "The new job", body = RetryAccepted)),
+)]
 async fn retry_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -266,7 +427,10 @@ async fn retry_job(
     let job = state.engine.retry(job_id(&id)?, request).await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "job_id": job.id, "retry_of": job.retry_of })),
+        Json(RetryAccepted {
+            job_id: job.id,
+            retry_of: job.retry_of,
+        }),
     ))
 }
 
@@ -313,14 +477,32 @@ pub fn time(name: &str, raw: Option<String>) -> Result<Option<DateTime<Utc>>, Ap
     )))
 }
 
-#[derive(Debug, Serialize)]
+/// A page of jobs, newest first.
+#[derive(Debug, Serialize, ToSchema)]
 struct JobPage {
     jobs: Vec<Job>,
     /// Pass as `cursor` for the next (older) page; absent on the last page.
     next_cursor: Option<String>,
 }
 
-/// `GET /api/jobs?state=&sync_type=&q=&limit=&cursor=` → a page of jobs, newest first.
+/// The jobs, newest first, filtered and paged.
+#[utoipa::path(
+    get,
+    path = "/api/jobs",
+    tag = "jobs",
+    params(
+        ("state" = Option<JobState>, Query, description = "Only jobs in this state"),
+        ("sync_type" = Option<String>, Query, description = "Only jobs of this type"),
+        ("q" = Option<String>, Query, description = "Case-insensitive text in the type, message, error or who asked"),
+        ("limit" = Option<u32>, Query, description = "Jobs per page, 1-500 (default 50)"),
+        ("cursor" = Option<uuid::Uuid>, Query, description = "The `next_cursor` of the previous page"),
+        ("source" = Option<JobSource>, Query, description = "Only jobs from this source"),
+        ("who" = Option<String>, Query, description = "Only jobs asked for by this person or client"),
+        ("since" = Option<String>, Query, description = "Queued at or after this time (RFC 3339) or date"),
+        ("until" = Option<String>, Query, description = "Queued before this time (RFC 3339) or date"),
+    ),
+    responses((status = 200, description = "A page of jobs", body = JobPage)),
+)]
 async fn list_jobs(
     State(state): State<AppState>,
     query: Result<Query<ListQuery>, QueryRejection>,
@@ -373,16 +555,30 @@ async fn list_jobs(
     Ok(Json(JobPage { jobs, next_cursor }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct BulkBody {
     action: crate::model::BulkAction,
+    /// 1-500 job ids.
+    #[schema(value_type = Vec<uuid::Uuid>)]
     ids: Vec<String>,
 }
 
-/// `POST /api/jobs/bulk {"action": "cancel"|"retry", "ids": [...]}` → `{"results": [{"id",
-/// "ok", "job_id", "error"}]}`: each job as the single call would answer it; 422 for no ids or
-/// more than 500, 400 for an id that is not one.
+/// Each job's answer to a bulk action.
+#[derive(Debug, Serialize, ToSchema)]
+struct BulkAnswer {
+    results: Vec<crate::model::BulkOutcome>,
+}
+
+/// Cancels or retries up to 500 jobs; each answers as the single call would, one refusal never
+/// stopping the others. 422 for no ids or more than 500, 400 for an id that is not one.
+#[utoipa::path(
+    post,
+    path = "/api/jobs/bulk",
+    tag = "jobs",
+    request_body = BulkBody,
+    responses((status = 200, description = "Each job's answer", body = BulkAnswer)),
+)]
 async fn bulk_jobs(
     State(state): State<AppState>,
     who: Caller,
@@ -404,5 +600,5 @@ async fn bulk_jobs(
         .engine
         .bulk(body.action, &ids, &who.origin(None))
         .await?;
-    Ok(Json(json!({ "results": results })))
+    Ok(Json(BulkAnswer { results }))
 }

@@ -10,8 +10,8 @@ use axum::{
     routing::{get, post},
     Json, Router,
 };
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{OpenApi, ToSchema};
 
 use super::{
     error::ApiError,
@@ -21,6 +21,23 @@ use crate::{
     model::{CustomerHit, Draft, DraftInput, ProductHit, SmartSyncAnswer},
     server::state::AppState,
 };
+
+/// The OpenAPI operations of these routes.
+#[derive(OpenApi)]
+#[openapi(paths(
+    smart_sync,
+    heartbeat,
+    resume_syncs,
+    customers,
+    products,
+    list_drafts,
+    create_draft,
+    get_draft,
+    update_draft,
+    delete_draft,
+    ready
+))]
+pub struct Doc;
 
 /// The routes, merged into the application router.
 pub fn routes() -> Router<AppState> {
@@ -38,9 +55,10 @@ pub fn routes() -> Router<AppState> {
         .route("/api/drafts/{id}/ready", post(ready))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TabBody {
+    /// The random id the page keeps for its tab.
     tab_id: Option<String>,
 }
 
@@ -68,8 +86,16 @@ fn tab_id(
         })
 }
 
-/// `POST /api/customers/smart-sync {tab_id}` → `{lease, customers_job_id,
-/// customers_fresh_as_of, active_tabs}`: the order form opened (or opened again) in a tab.
+/// The order form opened (or opened again) in a tab: its lease begins; the first open form
+/// refreshes the customers and holds other exclusive syncs until the last one closes.
+#[utoipa::path(
+    post,
+    path = "/api/customers/smart-sync",
+    tag = "orders",
+    params(("tab_id" = Option<String>, Query, description = "The tab's id, when not in the body")),
+    request_body = TabBody,
+    responses((status = 200, description = "The lease and the customers' refresh", body = SmartSyncAnswer)),
+)]
 async fn smart_sync(
     State(state): State<AppState>,
     who: Caller,
@@ -85,8 +111,16 @@ async fn smart_sync(
     Ok(Json(answer))
 }
 
-/// `POST /api/customers/smart-sync/heartbeat {tab_id}`: the form is still open; an ended lease
-/// (timed out, vanished) stays ended and the answer says so.
+/// The form is still open; an ended lease (timed out, vanished) stays ended and the answer says
+/// so.
+#[utoipa::path(
+    post,
+    path = "/api/customers/smart-sync/heartbeat",
+    tag = "orders",
+    params(("tab_id" = Option<String>, Query, description = "The tab's id, when not in the body")),
+    request_body = TabBody,
+    responses((status = 200, description = "The lease", body = SmartSyncAnswer)),
+)]
 async fn heartbeat(
     State(state): State<AppState>,
     query: Result<Query<TabQuery>, QueryRejection>,
@@ -97,21 +131,41 @@ async fn heartbeat(
     Ok(Json(state.engine.smart_heartbeat(&tab).await?))
 }
 
-/// `POST /api/customers/resume-syncs {tab_id}` (or `?tab_id=`): the form closed; after the last
-/// one the waiting syncs run at once. `{ended, active_tabs}`.
+/// What closing a form ended.
+#[derive(Debug, Serialize, ToSchema)]
+struct Resumed {
+    /// Why the lease ended (`closed`), or null when it had ended already.
+    ended: Option<String>,
+    /// Forms still open.
+    active_tabs: u32,
+}
+
+/// The form closed (`navigator.sendBeacon` may send the tab as `?tab_id=` with no body); after
+/// the last one the waiting syncs run at once.
+#[utoipa::path(
+    post,
+    path = "/api/customers/resume-syncs",
+    tag = "orders",
+    params(("tab_id" = Option<String>, Query, description = "The tab's id, when not in the body")),
+    request_body = TabBody,
+    responses((status = 200, description = "What ended", body = Resumed)),
+)]
 async fn resume_syncs(
     State(state): State<AppState>,
     query: Result<Query<TabQuery>, QueryRejection>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Resumed>, ApiError> {
     let tab = tab_id(query, &headers, &body)?;
     let ended = state.engine.smart_close(&tab).await?;
-    let active = state.engine.status().await?.smart_sync.active_tabs;
-    Ok(Json(json!({
-        "ended": ended.as_ref().and_then(|e| e.reason.clone()),
-        "active_tabs": ended.map(|e| e.active_tabs).unwrap_or(active),
-    })))
+    let active_tabs = match &ended {
+        Some(e) => e.active_tabs,
+        None => state.engine.smart_live().await? as u32,
+    };
+    Ok(Json(Resumed {
+        ended: ended.and_then(|e| e.reason),
+        active_tabs,
+    }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -120,7 +174,17 @@ struct SearchQuery {
     limit: Option<String>,
 }
 
-/// `GET /api/customers?q=&limit=` → customers whose name or id contains `q`, by name.
+/// Customers whose name or id contains `q`, by name.
+#[utoipa::path(
+    get,
+    path = "/api/customers",
+    tag = "orders",
+    params(
+        ("q" = Option<String>, Query, description = "Text in the name or id"),
+        ("limit" = Option<u32>, Query, description = "Hits, from 1 (default 20)"),
+    ),
+    responses((status = 200, description = "The customers", body = Vec<CustomerHit>)),
+)]
 async fn customers(
     State(state): State<AppState>,
     query: Result<Query<SearchQuery>, QueryRejection>,
@@ -131,8 +195,17 @@ async fn customers(
     Ok(Json(state.orders.customers(&q, limit).await?))
 }
 
-/// `GET /api/products?q=&limit=` → active products whose name or id contains `q`, with their
-/// synced prices.
+/// Active products whose name or id contains `q`, with their synced prices.
+#[utoipa::path(
+    get,
+    path = "/api/products",
+    tag = "orders",
+    params(
+        ("q" = Option<String>, Query, description = "Text in the name or id"),
+        ("limit" = Option<u32>, Query, description = "Hits, from 1 (default 20)"),
+    ),
+    responses((status = 200, description = "The products", body = Vec<ProductHit>)),
+)]
 async fn products(
     State(state): State<AppState>,
     query: Result<Query<SearchQuery>, QueryRejection>,
@@ -160,12 +233,25 @@ fn draft_input(headers: &HeaderMap, body: &Bytes) -> Result<DraftInput, ApiError
     json_body(headers, body)
 }
 
-/// `GET /api/drafts` → every draft, newest first.
+/// Every draft order, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/drafts",
+    tag = "orders",
+    responses((status = 200, description = "The drafts", body = Vec<Draft>)),
+)]
 async fn list_drafts(State(state): State<AppState>) -> Result<Json<Vec<Draft>>, ApiError> {
     Ok(Json(state.orders.drafts().await?))
 }
 
-/// `POST /api/drafts {customer_id, lines: [{product_id, quantity}], note?}` → 201 the draft.
+/// Creates a draft order; 422 names each field that cannot be used.
+#[utoipa::path(
+    post,
+    path = "/api/drafts",
+    tag = "orders",
+    request_body = DraftInput,
+    responses((status = 201, description = "The draft", body = Draft)),
+)]
 async fn create_draft(
     State(state): State<AppState>,
     who: Caller,
@@ -177,7 +263,14 @@ async fn create_draft(
     Ok((StatusCode::CREATED, Json(draft)))
 }
 
-/// `GET /api/drafts/{id}` → the draft.
+/// One draft order.
+#[utoipa::path(
+    get,
+    path = "/api/drafts/{id}",
+    tag = "orders",
+    params(("id" = i64, Path, description = "The draft's number")),
+    responses((status = 200, description = "The draft", body = Draft)),
+)]
 async fn get_draft(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -185,7 +278,15 @@ async fn get_draft(
     Ok(Json(state.orders.draft(draft_id(&id)?).await?))
 }
 
-/// `PUT /api/drafts/{id}` with the whole draft → the draft; 409 once exported.
+/// Replaces a draft order; 409 once exported.
+#[utoipa::path(
+    put,
+    path = "/api/drafts/{id}",
+    tag = "orders",
+    params(("id" = i64, Path, description = "The draft's number")),
+    request_body = DraftInput,
+    responses((status = 200, description = "The draft", body = Draft)),
+)]
 async fn update_draft(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -203,7 +304,14 @@ async fn update_draft(
     ))
 }
 
-/// `DELETE /api/drafts/{id}` → 204; 409 once exported.
+/// Deletes a draft order; 409 once exported.
+#[utoipa::path(
+    delete,
+    path = "/api/drafts/{id}",
+    tag = "orders",
+    params(("id" = i64, Path, description = "The draft's number")),
+    responses((status = 204, description = "Deleted")),
+)]
 async fn delete_draft(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -212,7 +320,14 @@ async fn delete_draft(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /api/drafts/{id}/ready` → the draft, ready: the daily sync's export step sends it.
+/// Marks a draft ready: the daily sync's export step sends it.
+#[utoipa::path(
+    post,
+    path = "/api/drafts/{id}/ready",
+    tag = "orders",
+    params(("id" = i64, Path, description = "The draft's number")),
+    responses((status = 200, description = "The draft", body = Draft)),
+)]
 async fn ready(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -10,8 +10,8 @@ use axum::{
     Json, Router,
 };
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{OpenApi, ToSchema};
 
 use super::{
     error::ApiError,
@@ -26,6 +26,11 @@ use crate::{
         store::AuditFilter,
     },
 };
+
+/// The OpenAPI operations of these routes.
+#[derive(OpenApi)]
+#[openapi(paths(audit, deliver))]
+pub struct Doc;
 
 /// The routes, merged into the application router.
 pub fn routes() -> Router<AppState> {
@@ -59,8 +64,23 @@ fn time(name: &str, raw: Option<String>) -> Result<Option<DateTime<Utc>>, ApiErr
     }
 }
 
-/// `GET /api/audit?actor=&action=&target=&outcome=&since=&until=&before=&limit=` →
-/// `{entries, next_before}`, newest first.
+/// The audit log, newest first: every change and every refusal, who and when.
+#[utoipa::path(
+    get,
+    path = "/api/audit",
+    tag = "people",
+    params(
+        ("actor" = Option<String>, Query, description = "Only rows of this actor (user:anna, token:ci, …)"),
+        ("action" = Option<String>, Query, description = "Only this action (job.cancel, …)"),
+        ("target" = Option<String>, Query, description = "Only this target (job:<id>, …)"),
+        ("outcome" = Option<String>, Query, description = "done, refused or failed"),
+        ("since" = Option<String>, Query, description = "At or after this time (RFC 3339)"),
+        ("until" = Option<String>, Query, description = "Before this time (RFC 3339)"),
+        ("before" = Option<i64>, Query, description = "The `next_before` of the previous page"),
+        ("limit" = Option<u32>, Query, description = "Rows per page, 1-1000 (default 100)"),
+    ),
+    responses((status = 200, description = "A page of the log", body = AuditPage)),
+)]
 async fn audit(
     State(state): State<AppState>,
     query: Result<Query<AuditQuery>, QueryRejection>,
@@ -98,10 +118,30 @@ async fn audit(
 /// Most characters of a delivery id.
 const DELIVERY_ID: usize = 128;
 
-/// `POST /api/hooks/{name}` with `X-Baton-Timestamp`, `X-Baton-Delivery` and
-/// `X-Baton-Signature` → 202 `{job_id, state, deduplicated}` for a sync hook or `{session_id}`
-/// for a workflow hook. A bad or missing signature, a timestamp off by more than five minutes,
-/// or a delivery seen before is 401, and starts nothing.
+/// What a delivered webhook started: a sync's job, or a workflow's session.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+enum HookAnswer {
+    Sync(super::jobs::Accepted),
+    Workflow(super::sessions::SessionStarted),
+}
+
+/// A signed webhook delivery starts the hook's sync type or workflow. A bad or missing
+/// signature, a timestamp off by more than five minutes, or a delivery seen before is 401, and
+/// starts nothing.
+#[utoipa::path(
+    post,
+    path = "/api/hooks/{name}",
+    tag = "people",
+    params(
+        ("name" = String, Path, description = "The hook's name (`[hooks.<name>]`)"),
+        ("X-Baton-Timestamp" = String, Header, description = "Unix seconds when it was sent"),
+        ("X-Baton-Delivery" = String, Header, description = "A unique id of this delivery"),
+        ("X-Baton-Signature" = String, Header, description = "sha256=<hex of HMAC-SHA256(secret, \"<timestamp>.<raw body>\")>"),
+    ),
+    request_body(content = Object, description = "Anything; it is signed, not read"),
+    responses((status = 202, description = "What it started", body = HookAnswer)),
+)]
 async fn deliver(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -151,16 +191,16 @@ async fn deliver(
     };
     let mut response = match &hook.target {
         HookTarget::Sync(sync_type) => {
-            let (job, deduplicated) = state.engine.request_sync(sync_type, origin).await?;
-            (
-                StatusCode::ACCEPTED,
-                Json(json!({ "job_id": job.id, "state": job.state, "deduplicated": deduplicated })),
-            )
-                .into_response()
+            let accepted = state.engine.request_sync(sync_type, origin).await?;
+            let (status, Json(body)) = super::jobs::accepted(accepted);
+            (status, Json(HookAnswer::Sync(body))).into_response()
         }
         HookTarget::Workflow(workflow) => {
             let id = state.workflows.start(workflow, &origin).await?;
-            (StatusCode::ACCEPTED, Json(json!({ "session_id": id }))).into_response()
+            let body = HookAnswer::Workflow(super::sessions::SessionStarted {
+                session_id: id.to_string(),
+            });
+            (StatusCode::ACCEPTED, Json(body)).into_response()
         }
     };
     // The audit log names the hook, now that the signature proved it.

@@ -11,20 +11,27 @@ use axum::{
     Json, Router,
 };
 use chrono::Utc;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{OpenApi, ToSchema};
 
 use super::{
     error::ApiError,
     extract::{json_body, limit, Caller},
 };
 use crate::{
-    model::{JobState, RunRecord, ScheduleSpec},
+    model::{
+        JobState, RunRecord, ScheduleFire, SchedulePreview, ScheduleSpec, ScheduleView, TypeStats,
+    },
     server::{
         schedules::{spec::SpecError, ScheduleError, Scheduler},
         state::AppState,
     },
 };
+
+/// The OpenAPI operations of these routes.
+#[derive(OpenApi)]
+#[openapi(paths(list, one, update, preview, run_now, fires, stats, switch, history))]
+pub struct Doc;
 
 /// The scheduler's routes, merged into the application router.
 pub fn routes() -> Router<AppState> {
@@ -69,12 +76,25 @@ fn spec_body(headers: &HeaderMap, body: &Bytes) -> Result<ScheduleSpec, ApiError
     })
 }
 
-/// `GET /api/schedules` → `[ScheduleView]`.
+/// Every schedule: of each sync type, workflow and the full sync that has one.
+#[utoipa::path(
+    get,
+    path = "/api/schedules",
+    tag = "schedules",
+    responses((status = 200, description = "The schedules", body = Vec<ScheduleView>)),
+)]
 async fn list(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(state.scheduler.list().await?))
 }
 
-/// `GET /api/schedules/{id}` → `ScheduleView`.
+/// One schedule.
+#[utoipa::path(
+    get,
+    path = "/api/schedules/{id}",
+    tag = "schedules",
+    params(("id" = String, Path, description = "The schedule's id: its sync type or workflow, or `full-sync`")),
+    responses((status = 200, description = "The schedule", body = ScheduleView)),
+)]
 async fn one(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -82,8 +102,16 @@ async fn one(
     Ok(Json(state.scheduler.get(&id).await?))
 }
 
-/// `PUT /api/schedules/{id}` with a schedule → the schedule as it is now (422 naming the field
-/// that cannot be used; a sync type or workflow without a schedule gets one).
+/// Changes a schedule (a sync type or workflow without one gets one); 422 names the field that
+/// cannot be used.
+#[utoipa::path(
+    put,
+    path = "/api/schedules/{id}",
+    tag = "schedules",
+    params(("id" = String, Path, description = "The schedule's id: its sync type or workflow, or `full-sync`")),
+    request_body = ScheduleSpec,
+    responses((status = 200, description = "The schedule as it is now", body = ScheduleView)),
+)]
 async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -99,7 +127,15 @@ async fn update(
     Ok(Json(view))
 }
 
-/// `POST /api/schedules/{id}/preview` with a schedule → `{next: [five times]}`, nothing saved.
+/// The next five fire times a timing would have; nothing is saved.
+#[utoipa::path(
+    post,
+    path = "/api/schedules/{id}/preview",
+    tag = "schedules",
+    params(("id" = String, Path, description = "The schedule's id: its sync type or workflow, or `full-sync`")),
+    request_body = ScheduleSpec,
+    responses((status = 200, description = "The next five times", body = SchedulePreview)),
+)]
 async fn preview(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -115,11 +151,18 @@ async fn preview(
     }
     let spec = spec_body(&headers, &body)?;
     let next = Scheduler::preview(&spec, Utc::now())?;
-    Ok(Json(crate::model::SchedulePreview { next }))
+    Ok(Json(SchedulePreview { next }))
 }
 
-/// `POST /api/schedules/{id}/run-now` → 202 `{job_ids, session_id}`: its target runs now, as
-/// the caller's request (a job of that type already waiting is the one returned).
+/// Runs a schedule's target now, as the caller's request (a job of that type already waiting is
+/// the one returned).
+#[utoipa::path(
+    post,
+    path = "/api/schedules/{id}/run-now",
+    tag = "schedules",
+    params(("id" = String, Path, description = "The schedule's id")),
+    responses((status = 202, description = "What it started", body = crate::server::schedules::Started)),
+)]
 async fn run_now(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -136,7 +179,27 @@ struct FireQuery {
     limit: Option<String>,
 }
 
-/// `GET /api/schedules/{id}/fires?before=&limit=` → `{fires, next_before}`, newest first.
+/// A page of a schedule's fire times.
+#[derive(Debug, Serialize, ToSchema)]
+struct FirePage {
+    /// Newest first.
+    fires: Vec<ScheduleFire>,
+    /// Pass as `before` for the next (older) page; null on the last page.
+    next_before: Option<chrono::DateTime<Utc>>,
+}
+
+/// A schedule's fire times, newest first: fired, skipped (and why) or missed.
+#[utoipa::path(
+    get,
+    path = "/api/schedules/{id}/fires",
+    tag = "schedules",
+    params(
+        ("id" = String, Path, description = "The schedule's id"),
+        ("before" = Option<String>, Query, description = "The `next_before` of the previous page (RFC 3339)"),
+        ("limit" = Option<u32>, Query, description = "Fires per page, 1-500 (default 50)"),
+    ),
+    responses((status = 200, description = "A page of fires", body = FirePage)),
+)]
 async fn fires(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -149,26 +212,52 @@ async fn fires(
     let next_before = (fires.len() == limit as usize)
         .then(|| fires.last().map(|f| f.fire_time))
         .flatten();
-    Ok(Json(json!({ "fires": fires, "next_before": next_before })))
+    Ok(Json(FirePage { fires, next_before }))
 }
 
-/// `GET /api/sync/stats` → `{types: [{sync_type, week, month, kept_since}]}`: runs, runs per
-/// day, success rate, median duration and records changed over the last 7 and 30 days.
+/// Each sync type's statistics.
+#[derive(Debug, Serialize, ToSchema)]
+struct StatsAnswer {
+    types: Vec<TypeStats>,
+}
+
+/// Runs, runs per day, success rate, median duration and records changed of each sync type over
+/// the last 7 and 30 days.
+#[utoipa::path(
+    get,
+    path = "/api/sync/stats",
+    tag = "syncs",
+    responses((status = 200, description = "The statistics", body = StatsAnswer)),
+)]
 async fn stats(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(
-        json!({ "types": state.scheduler.stats(Utc::now()).await? }),
-    ))
+    Ok(Json(StatsAnswer {
+        types: state.scheduler.stats(Utc::now()).await?,
+    }))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SwitchBody {
     enabled: Option<bool>,
 }
 
-/// `PUT /api/sync/{type}/enabled {"enabled": bool}` → `{sync_type, enabled}`: the type on or off
-/// for every process (no new run is requested or scheduled while it is off; queued ones still
-/// run); 404 for an unknown type, 422 without `enabled`.
+/// A type's switch as it is now.
+#[derive(Debug, Serialize, ToSchema)]
+struct Switched {
+    sync_type: String,
+    enabled: bool,
+}
+
+/// Turns a sync type on or off for every process: while off, no new run is requested (409) or
+/// scheduled; queued ones still run. 422 without `enabled`.
+#[utoipa::path(
+    put,
+    path = "/api/sync/{sync_type}/enabled",
+    tag = "syncs",
+    params(("sync_type" = String, Path, description = "The sync type")),
+    request_body = SwitchBody,
+    responses((status = 200, description = "The switch as it is now", body = Switched)),
+)]
 async fn switch(
     State(state): State<AppState>,
     Path(sync_type): Path<String>,
@@ -186,7 +275,7 @@ async fn switch(
         .scheduler
         .switch_type(&sync_type, enabled, &who.0.actor().label())
         .await?;
-    Ok(Json(json!({ "sync_type": sync_type, "enabled": enabled })))
+    Ok(Json(Switched { sync_type, enabled }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -194,8 +283,26 @@ struct HistoryQuery {
     limit: Option<String>,
 }
 
-/// `GET /api/sync/{type}/history?limit=100` → `{runs}`: its last finished runs, newest first,
-/// with start, duration, outcome, counts and error.
+/// A sync type's last finished runs.
+#[derive(Debug, Serialize, ToSchema)]
+struct History {
+    sync_type: String,
+    /// Newest first.
+    runs: Vec<RunRecord>,
+}
+
+/// A sync type's last finished runs, newest first, with start, duration, outcome, counts and
+/// error.
+#[utoipa::path(
+    get,
+    path = "/api/sync/{sync_type}/history",
+    tag = "syncs",
+    params(
+        ("sync_type" = String, Path, description = "The sync type"),
+        ("limit" = Option<u32>, Query, description = "Runs, 1-1000 (default 100)"),
+    ),
+    responses((status = 200, description = "The runs", body = History)),
+)]
 async fn history(
     State(state): State<AppState>,
     Path(sync_type): Path<String>,
@@ -204,7 +311,7 @@ async fn history(
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let limit = limit(query.limit, 100, 1000)?;
     let runs = run_history(&state, &sync_type, limit).await?;
-    Ok(Json(json!({ "sync_type": sync_type, "runs": runs })))
+    Ok(Json(History { sync_type, runs }))
 }
 
 /// The last `limit` finished runs of `sync_type`, newest first; 404 for an unknown type.

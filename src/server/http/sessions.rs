@@ -9,8 +9,8 @@ use axum::{
     routing::{get, post},
     Json, Router,
 };
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{OpenApi, ToSchema};
 
 use super::{
     error::ApiError,
@@ -18,6 +18,11 @@ use super::{
 };
 use crate::model::SessionView;
 use crate::server::{state::AppState, workflows::view::TIMELINE_PAGE};
+
+/// The OpenAPI operations of these routes.
+#[derive(OpenApi)]
+#[openapi(paths(start, view, action, retry, clear, cancel, workflows, latest))]
+pub struct Doc;
 
 /// The routes, merged into the application router.
 pub fn routes() -> Router<AppState> {
@@ -32,14 +37,28 @@ pub fn routes() -> Router<AppState> {
         .route("/api/workflows/{id}/latest", get(latest))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct StartBody {
     workflow: Option<String>,
     triggered_by: Option<String>,
 }
 
-/// `POST /api/sessions {workflow, triggered_by?}` → 202 `{session_id}`.
+/// A session was started.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionStarted {
+    pub session_id: String,
+}
+
+/// Starts a workflow: a new session, whose first step runs at once. 409 `session_open` while the
+/// workflow has a session open, naming it.
+#[utoipa::path(
+    post,
+    path = "/api/sessions",
+    tag = "workflows",
+    request_body = StartBody,
+    responses((status = 202, description = "The session", body = SessionStarted)),
+)]
 async fn start(
     State(state): State<AppState>,
     peer: Peer,
@@ -68,7 +87,12 @@ async fn start(
         })?;
     let request = who.origin(triggered_by(body.triggered_by)?);
     let id = state.workflows.start(workflow.trim(), &request).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "session_id": id }))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(SessionStarted {
+            session_id: id.to_string(),
+        }),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -77,9 +101,19 @@ struct TimelineQuery {
     timeline_before: Option<String>,
 }
 
-/// `GET /api/sessions/{id}?timeline_limit=&timeline_before=` → the session with its steps and
-/// the newest `timeline_limit` (1–1000, default 100) rows of its timeline before
-/// `timeline_before`; the answer's `timeline_before` asks for the page before.
+/// A session with its steps and the newest rows of its timeline (the answer's `timeline_before`
+/// asks for the page before).
+#[utoipa::path(
+    get,
+    path = "/api/sessions/{id}",
+    tag = "workflows",
+    params(
+        ("id" = uuid::Uuid, Path, description = "The session's id"),
+        ("timeline_limit" = Option<u32>, Query, description = "Timeline rows, 1-1000 (default 100)"),
+        ("timeline_before" = Option<i64>, Query, description = "The answer's `timeline_before`, for older rows"),
+    ),
+    responses((status = 200, description = "The session", body = SessionView)),
+)]
 async fn view(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -108,13 +142,24 @@ async fn view(
     ))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ActionBody {
     triggered_by: Option<String>,
 }
 
-/// `POST /api/sessions/{id}/steps/{n}/action` → the session; 409 unless the step waits at a gate.
+/// Presses a step's gate button; 409 unless the step waits at its gate.
+#[utoipa::path(
+    post,
+    path = "/api/sessions/{id}/steps/{step}/action",
+    tag = "workflows",
+    params(
+        ("id" = uuid::Uuid, Path, description = "The session's id"),
+        ("step" = u32, Path, description = "The step's number, from 1"),
+    ),
+    request_body(content = ActionBody, description = "Optional"),
+    responses((status = 200, description = "The session", body = SessionView)),
+)]
 async fn action(
     State(state): State<AppState>,
     Path((id, step)): Path<(String, String)>,
@@ -132,7 +177,17 @@ async fn action(
     Ok(Json(state.workflows.view(id).await?))
 }
 
-/// `POST /api/sessions/{id}/steps/{n}/retry` → the session; 409 unless the step failed.
+/// Runs a failed step again; 409 unless the step failed.
+#[utoipa::path(
+    post,
+    path = "/api/sessions/{id}/steps/{step}/retry",
+    tag = "workflows",
+    params(
+        ("id" = uuid::Uuid, Path, description = "The session's id"),
+        ("step" = u32, Path, description = "The step's number, from 1"),
+    ),
+    responses((status = 200, description = "The session", body = SessionView)),
+)]
 async fn retry(
     State(state): State<AppState>,
     Path((id, step)): Path<(String, String)>,
@@ -142,7 +197,14 @@ async fn retry(
     Ok(Json(state.workflows.view(id).await?))
 }
 
-/// `POST /api/sessions/{id}/clear` → the session, running again from step 1.
+/// Clears a session for a fresh run from step 1.
+#[utoipa::path(
+    post,
+    path = "/api/sessions/{id}/clear",
+    tag = "workflows",
+    params(("id" = uuid::Uuid, Path, description = "The session's id")),
+    responses((status = 200, description = "The session", body = SessionView)),
+)]
 async fn clear(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -152,7 +214,14 @@ async fn clear(
     Ok(Json(state.workflows.view(id).await?))
 }
 
-/// `POST /api/sessions/{id}/cancel` → the session, cancelled with its jobs; 409 once it ended.
+/// Cancels a session with its jobs; 409 once it ended.
+#[utoipa::path(
+    post,
+    path = "/api/sessions/{id}/cancel",
+    tag = "workflows",
+    params(("id" = uuid::Uuid, Path, description = "The session's id")),
+    responses((status = 200, description = "The session", body = SessionView)),
+)]
 async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -162,31 +231,68 @@ async fn cancel(
     Ok(Json(state.workflows.view(id).await?))
 }
 
-/// `GET /api/workflows` → every workflow with its steps, by id.
-async fn workflows(State(state): State<AppState>) -> Json<serde_json::Value> {
-    let list: Vec<_> = state
+/// A workflow as it is defined.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkflowInfo {
+    pub id: String,
+    pub name: String,
+    pub steps: Vec<StepInfo>,
+}
+
+/// A step of a workflow.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StepInfo {
+    /// From 1.
+    pub step: u32,
+    pub name: String,
+    /// The sync types it runs.
+    pub sync_types: Vec<String>,
+    /// The button a person presses before it runs, if any.
+    pub gate: Option<String>,
+    /// Whether the workflow goes on when it fails.
+    pub continue_on_failure: bool,
+}
+
+/// Every workflow with its steps, by id.
+#[utoipa::path(
+    get,
+    path = "/api/workflows",
+    tag = "workflows",
+    responses((status = 200, description = "The workflows", body = Vec<WorkflowInfo>)),
+)]
+async fn workflows(State(state): State<AppState>) -> Json<Vec<WorkflowInfo>> {
+    let list = state
         .workflows
         .definitions()
         .values()
-        .map(|w| {
-            json!({
-                "id": w.id,
-                "name": w.name,
-                "steps": w.steps.iter().enumerate().map(|(i, s)| json!({
-                    "step": i + 1,
-                    "name": s.name,
-                    "sync_types": s.sync_types,
-                    "gate": s.gate,
-                    "continue_on_failure": s.continue_on_failure,
-                })).collect::<Vec<_>>(),
-            })
+        .map(|w| WorkflowInfo {
+            id: w.id.clone(),
+            name: w.name.clone(),
+            steps: w
+                .steps
+                .iter()
+                .enumerate()
+                .map(|(i, s)| StepInfo {
+                    step: i as u32 + 1,
+                    name: s.name.clone(),
+                    sync_types: s.sync_types.clone(),
+                    gate: s.gate.clone(),
+                    continue_on_failure: s.continue_on_failure,
+                })
+                .collect(),
         })
         .collect();
-    Json(json!(list))
+    Json(list)
 }
 
-/// `GET /api/workflows/{id}/latest` → its newest session; 404 when there is none or no such
-/// workflow.
+/// A workflow's newest session; 404 when there is none or no such workflow.
+#[utoipa::path(
+    get,
+    path = "/api/workflows/{id}/latest",
+    tag = "workflows",
+    params(("id" = String, Path, description = "The workflow's id")),
+    responses((status = 200, description = "The session", body = SessionView)),
+)]
 async fn latest(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -87,7 +87,7 @@ pub enum ScheduleError {
 }
 
 /// What `run now` started.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct Started {
     /// The jobs queued (or already waiting).
     pub job_ids: Vec<String>,
@@ -540,6 +540,10 @@ impl Scheduler {
                     .await
                 {
                     Ok(Some(session)) => {
+                        let metrics = engine.metrics();
+                        metrics.schedule_fired(&row.id, "missed", claim.missed.len(), None);
+                        let late = plan.fire.and_then(|t| (Utc::now() - t).to_std().ok());
+                        metrics.schedule_fired(&row.id, "fired", 1, late);
                         self.audit(&row.id, &target, true, None, &format!("session {session}"))
                             .await;
                         self.fired(&row.id).await;
@@ -558,7 +562,13 @@ impl Scheduler {
                 if !fired.jobs.is_empty() {
                     engine.notify_queued();
                 }
+                let metrics = engine.metrics();
+                metrics.schedule_fired(&row.id, "missed", claim.missed.len(), None);
                 if let Some(fire) = &fired.fire {
+                    let late = (fire.outcome == "fired")
+                        .then(|| (fire.recorded_at - fire.fire_time).to_std().ok())
+                        .flatten();
+                    metrics.schedule_fired(&row.id, &fire.outcome, 1, late);
                     let ids: Vec<String> = fired.jobs.iter().map(|j| j.id.to_string()).collect();
                     self.audit(
                         &row.id,

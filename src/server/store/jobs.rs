@@ -83,6 +83,15 @@ pub struct ProgressRow {
     pub message: Option<String>,
 }
 
+/// What [`Store::live_work`] found.
+#[derive(Clone, Debug, Default)]
+pub struct LiveWork {
+    /// (sync type, pending|running, count).
+    pub counts: Vec<(String, String, i64)>,
+    /// The type of the exclusive job running, and when it started.
+    pub mutex: Option<(String, DateTime<Utc>)>,
+}
+
 /// The filter of `GET /api/jobs`.
 #[derive(Clone, Debug, Default)]
 pub struct JobFilter {
@@ -429,6 +438,34 @@ impl Store {
             pending: pending.max(0) as u64,
             running: running.max(0) as u64,
         })
+    }
+
+    /// The waiting and running jobs by type and state, and the exclusive job running (its type
+    /// and start), for a metrics scrape: one statement over the `state` index.
+    pub async fn live_work(&self) -> Result<LiveWork, StoreError> {
+        let sql = "select sync_type, state, exclusive, count(*), min(started_at) from jobs \
+                   where state in ('pending', 'running') group by sync_type, state, exclusive";
+        /// (type, state, exclusive, count, earliest start).
+        type Group = (String, String, bool, i64, Option<DateTime<Utc>>);
+        let rows: Vec<Group> =
+            on_pool!(read self, pool => sqlx::query_as(sql).fetch_all(pool).await?);
+        let mut work = LiveWork::default();
+        for (sync_type, state, exclusive, count, started) in rows {
+            if exclusive && state == "running" {
+                if let Some(started) = started {
+                    work.mutex = Some((sync_type.clone(), started));
+                }
+            }
+            match work
+                .counts
+                .iter_mut()
+                .find(|(t, s, _)| *t == sync_type && *s == state)
+            {
+                Some(entry) => entry.2 += count,
+                None => work.counts.push((sync_type, state, count)),
+            }
+        }
+        Ok(work)
     }
 
     /// What the status view needs to know about one sync type.

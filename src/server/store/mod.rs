@@ -54,7 +54,7 @@ pub use entities::{changed_fields, ExportRecord, ExportSelection, PulledRecord, 
 pub use audit::{AuditFilter, NewAudit};
 pub use drafts::{draft_key, DraftData, DraftRow, DRAFT_ENTITY};
 pub use instances::InstanceRow;
-pub use jobs::{JobFilter, JobRow, NewJob, Outcome, ProgressRow, TypeFacts};
+pub use jobs::{JobFilter, JobRow, LiveWork, NewJob, Outcome, ProgressRow, TypeFacts};
 pub use leases::{ClaimScope, Hold, Renewed, TransitionWrite};
 pub use people::{NewAuthSession, SessionUser, TokenRow, UserRow};
 pub use schedules::{FireClaim, FireRow, Fired, ScheduleRow};
@@ -104,7 +104,7 @@ pub struct SqlitePools {
 }
 
 /// Which database a [`Store`] talks to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Backend {
     /// SQLite.
@@ -251,6 +251,31 @@ impl Store {
     }
 
     /// Which database this is.
+    /// Each pool's name, busy and idle connections, and the most all may open.
+    pub fn pool_use(&self) -> (Vec<(&'static str, i64, i64)>, i64) {
+        fn one(name: &'static str, size: u32, idle: usize) -> (&'static str, i64, i64) {
+            (name, i64::from(size) - idle as i64, idle as i64)
+        }
+        match self {
+            Store::Sqlite(p) => (
+                vec![
+                    one("write", p.write.size(), p.write.num_idle()),
+                    one("read", p.read.size(), p.read.num_idle()),
+                ],
+                i64::from(p.write.options().get_max_connections())
+                    + i64::from(p.read.options().get_max_connections()),
+            ),
+            Store::Postgres(p) => (
+                vec![
+                    one("main", p.main.size(), p.main.num_idle()),
+                    one("lease", p.lease.size(), p.lease.num_idle()),
+                ],
+                i64::from(p.main.options().get_max_connections())
+                    + i64::from(p.lease.options().get_max_connections()),
+            ),
+        }
+    }
+
     pub fn backend(&self) -> Backend {
         match self {
             Store::Sqlite(_) => Backend::Sqlite,
