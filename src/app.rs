@@ -4,7 +4,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, MetaTags, Stylesheet};
 use leptos_router::{
     components::{ParentRoute, Route, Router, Routes, A},
-    path,
+    path, SsrMode,
 };
 
 use crate::{
@@ -68,7 +68,10 @@ pub fn App() -> impl IntoView {
             <Routes fallback=NotFoundPage>
                 <Route path=path!("/login") view=LoginPage/>
                 <Route path=path!("/setup") view=SetupPage/>
-                <ParentRoute path=path!("") view=Layout>
+                // In-order streaming: the server sends each page's data in the HTML itself (it
+                // waits at each Suspense, in order), so a page is readable before its
+                // WebAssembly has loaded, and read-only with JavaScript off.
+                <ParentRoute path=path!("") view=Layout ssr=SsrMode::InOrder>
                     <Route path=path!("/") view=DailySyncPage/>
                     <Route path=path!("/orders/new") view=OrderFormPage/>
                     <Route path=path!("/orders/:id") view=OrderFormPage/>
