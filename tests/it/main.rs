@@ -14,6 +14,7 @@ mod crash;
 mod engine;
 mod fencing;
 mod http;
+mod instances;
 mod jobs_api;
 mod limits;
 mod metrics;

@@ -80,6 +80,20 @@ impl BenchDb {
         ))
     }
 
+    /// Another store (its own pools) on the same database, as a second process has.
+    pub(super) async fn second_store(&self) -> anyhow::Result<Store> {
+        let target = match self {
+            BenchDb::Sqlite { _dir } => DatabaseTarget::Sqlite(_dir.path().join("bench.db")),
+            BenchDb::Postgres { admin, name } => {
+                DatabaseTarget::Postgres(match admin.rsplit_once('/') {
+                    Some((base, _)) => format!("{base}/{name}"),
+                    None => format!("{admin}/{name}"),
+                })
+            }
+        };
+        Ok(Store::connect(&target, 10).await?)
+    }
+
     pub(super) async fn open(backend: &str, args: &BenchArgs) -> anyhow::Result<(Self, Store)> {
         match backend {
             "sqlite" => Self::sqlite().await,

@@ -28,6 +28,8 @@ pub enum Suite {
     Schedules,
     /// The tasks view's pages over 1,000,000 stored jobs, on SQLite and Postgres.
     Tasks,
+    /// Two engines on one Postgres: queued through one → started by the other; cancel across.
+    Instances,
 }
 
 /// Options of `baton bench`.

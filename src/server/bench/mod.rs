@@ -16,6 +16,7 @@ use anyhow::bail;
 
 mod connectors;
 mod engine;
+mod instances;
 mod measure;
 mod orders;
 mod schedules;
@@ -61,6 +62,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if args.suite.is_none() || args.suite == Some(Suite::Tasks) {
         tasks::run(&args).await?;
+    }
+    if args.suite.is_none() || args.suite == Some(Suite::Instances) {
+        instances::run(&args).await?;
     }
     Ok(())
 }

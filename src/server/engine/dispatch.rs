@@ -49,6 +49,7 @@ impl Engine {
             tokio::spawn(self.clone().prune(shutdown.clone())),
             tokio::spawn(self.clone().publish_queue(shutdown.clone())),
             tokio::spawn(self.clone().reap_leases(shutdown.clone())),
+            tokio::spawn(self.clone().listen(shutdown.clone())),
         ];
         let engine = self.clone();
         tokio::spawn(async move {

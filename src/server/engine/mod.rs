@@ -13,6 +13,7 @@ mod dispatch;
 mod finish;
 mod leases;
 mod maintenance;
+mod signals;
 mod smart;
 pub mod task;
 pub mod types;
@@ -470,10 +471,13 @@ impl Engine {
         })
     }
 
-    /// Jobs were queued without the engine (in a workflow's transaction): claim them now.
+    /// Jobs were queued without the engine (in a workflow's transaction): claim them now, here
+    /// and in the other processes.
     pub fn notify_queued(&self) {
         self.inner.wake.notify_one();
         self.inner.queue_changed.notify_one();
+        let engine = self.clone();
+        tokio::spawn(async move { engine.signal_queued().await });
     }
 
     /// Inserts a job of `ty` (with `dedupe`, returns the one already waiting instead) and wakes
@@ -503,6 +507,7 @@ impl Engine {
         if !deduplicated {
             self.inner.wake.notify_one();
             self.inner.queue_changed.notify_one();
+            self.signal_queued().await;
         }
         Ok((row.to_job(), deduplicated))
     }
@@ -560,8 +565,8 @@ impl Engine {
     }
 
     /// Cancels a job: a pending one ends now; a running one is asked to stop and ends
-    /// `cancelled` when its task has (at once in this process; within one lease renewal when it
-    /// runs in another).
+    /// `cancelled` when its task has (at once in this process; in another, at once on Postgres by
+    /// a signal, else within one lease renewal).
     pub async fn cancel(&self, id: Uuid) -> Result<Job, EngineError> {
         for _ in 0..5 {
             let row = self.row(id).await?;
@@ -582,11 +587,10 @@ impl Engine {
             };
             match row.job_state() {
                 JobState::Cancelled => self.announce(&row, false),
-                _ => {
-                    if let Some(running) = self.local(id) {
-                        running.request(StopReason::Cancel);
-                    }
-                }
+                _ => match self.local(id) {
+                    Some(running) => running.request(StopReason::Cancel),
+                    None => self.signal_stop(id, "cancel").await,
+                },
             }
             return Ok(row.to_job());
         }
@@ -601,8 +605,9 @@ impl Engine {
     pub async fn preempt(&self, id: Uuid) -> Result<bool, EngineError> {
         let asked = self.inner.store.request_yield(id, Utc::now()).await?;
         if asked {
-            if let Some(running) = self.local(id) {
-                running.request(StopReason::Yield);
+            match self.local(id) {
+                Some(running) => running.request(StopReason::Yield),
+                None => self.signal_stop(id, "yield").await,
             }
         }
         Ok(asked)

@@ -251,6 +251,36 @@ impl Store {
     }
 
     /// Which database this is.
+    /// Tells every process listening on `channel` (Postgres NOTIFY; SQLite has one process and
+    /// nothing to tell). Best effort: a lost signal costs the next poll or lease renewal.
+    pub async fn notify(&self, channel: &str, payload: &str) {
+        if let Store::Postgres(pools) = self {
+            let sent = sqlx::query("select pg_notify($1, $2)")
+                .bind(channel)
+                .bind(payload)
+                .execute(&pools.main)
+                .await;
+            if let Err(err) = sent {
+                tracing::debug!(error = %err, channel, "could not signal the other processes");
+            }
+        }
+    }
+
+    /// A connection listening on `channels` (Postgres), or `None` (SQLite).
+    pub async fn listener(
+        &self,
+        channels: &[&str],
+    ) -> Result<Option<sqlx::postgres::PgListener>, StoreError> {
+        match self {
+            Store::Sqlite(_) => Ok(None),
+            Store::Postgres(pools) => {
+                let mut listener = sqlx::postgres::PgListener::connect_with(&pools.main).await?;
+                listener.listen_all(channels.iter().copied()).await?;
+                Ok(Some(listener))
+            }
+        }
+    }
+
     /// Each pool's name, busy and idle connections, and the most all may open.
     pub fn pool_use(&self) -> (Vec<(&'static str, i64, i64)>, i64) {
         fn one(name: &'static str, size: u32, idle: usize) -> (&'static str, i64, i64) {
