@@ -266,7 +266,8 @@ impl Store {
         }
     }
 
-    /// A connection listening on `channels` (Postgres), or `None` (SQLite).
+    /// A connection listening on `channels` (Postgres), or `None` (SQLite). It is a connection of
+    /// its own, beside the pools, so it never takes one that requests or leases need.
     pub async fn listener(
         &self,
         channels: &[&str],
@@ -274,7 +275,10 @@ impl Store {
         match self {
             Store::Sqlite(_) => Ok(None),
             Store::Postgres(pools) => {
-                let mut listener = sqlx::postgres::PgListener::connect_with(&pools.main).await?;
+                let own = PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect_lazy_with((*pools.main.connect_options()).clone());
+                let mut listener = sqlx::postgres::PgListener::connect_with(&own).await?;
                 listener.listen_all(channels.iter().copied()).await?;
                 Ok(Some(listener))
             }
