@@ -3,7 +3,7 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use baton::model::Role;
-use baton::server::remote::{self, Client, ServerArgs};
+use baton::server::remote::RemoteCommand;
 use baton::server::{
     auth::{Auth, Who},
     bench::{self, BenchArgs},
@@ -44,70 +44,8 @@ enum Command {
     /// Manage the API tokens programs use (Authorization: Bearer <token>)
     #[command(subcommand)]
     Token(TokenCommand),
-    /// Run a sync type or start a workflow on a running server; --wait follows it live.
-    /// Exits 0 on success, 1 on failure, 2 on bad usage, 3 when it ended with warnings, 4 when a
-    /// workflow waits at a gate for a person
-    Trigger {
-        /// A sync type (customers, orders, …) or a workflow (daily-sync, …)
-        name: String,
-        /// Follow it to its end with a progress bar
-        #[arg(long)]
-        wait: bool,
-        /// Print the job or session as JSON on stdout
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        server: ServerArgs,
-    },
-    /// The orchestrator's state on a running server: what runs, the queue, each type's freshness
-    /// and next run
-    Status {
-        /// Print the status as JSON
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        server: ServerArgs,
-    },
-    /// The newest jobs on a running server
-    Jobs {
-        /// pending, running, completed, failed or cancelled
-        #[arg(long)]
-        state: Option<String>,
-        /// Only jobs of this sync type
-        #[arg(long = "type")]
-        sync_type: Option<String>,
-        /// How many (1-500)
-        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=500))]
-        limit: u32,
-        /// Print the jobs as JSON
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        server: ServerArgs,
-    },
-    /// A job's log; --follow prints new lines until the job ends
-    Logs {
-        /// The job's id
-        job: String,
-        #[arg(long, short = 'f')]
-        follow: bool,
-        #[command(flatten)]
-        server: ServerArgs,
-    },
-    /// Cancel a waiting or running job
-    Cancel {
-        /// The job's id
-        job: String,
-        #[command(flatten)]
-        server: ServerArgs,
-    },
-    /// Queue a failed or cancelled job again
-    Retry {
-        /// The job's id
-        job: String,
-        #[command(flatten)]
-        server: ServerArgs,
-    },
+    #[command(flatten)]
+    Remote(RemoteCommand),
     /// Print shell completions (bash, zsh, fish, elvish or powershell) to stdout
     Completions {
         #[arg(value_enum)]
@@ -224,14 +162,15 @@ async fn main() -> ExitCode {
                 }
             };
         }
-        Some(
-            command @ (Command::Trigger { .. }
-            | Command::Status { .. }
-            | Command::Jobs { .. }
-            | Command::Logs { .. }
-            | Command::Cancel { .. }
-            | Command::Retry { .. }),
-        ) => return run_remote(command).await,
+        Some(Command::Remote(command)) => {
+            return match command.run().await {
+                Ok(exit) => ExitCode::from(exit as u8),
+                Err(err) => {
+                    eprintln!("baton: {err}");
+                    ExitCode::from(err.exit as u8)
+                }
+            };
+        }
         other => cli.command = other,
     }
     let config = match Config::load(cli.config.as_deref(), &cli.overrides) {
@@ -259,46 +198,6 @@ async fn main() -> ExitCode {
             tracing::error!("{err:#}");
             eprintln!("baton: {err:#}");
             ExitCode::FAILURE
-        }
-    }
-}
-
-/// Runs one command against a running server; its exit code says how it went.
-async fn run_remote(command: Command) -> ExitCode {
-    let server = match &command {
-        Command::Trigger { server, .. }
-        | Command::Status { server, .. }
-        | Command::Jobs { server, .. }
-        | Command::Logs { server, .. }
-        | Command::Cancel { server, .. }
-        | Command::Retry { server, .. } => server.clone(),
-        _ => unreachable!("only remote commands come here"),
-    };
-    let result = match Client::from_env(&server) {
-        Err(err) => Err(err),
-        Ok(client) => match command {
-            Command::Trigger {
-                name, wait, json, ..
-            } => remote::trigger(&client, &name, wait, json).await,
-            Command::Status { json, .. } => remote::status(&client, json).await,
-            Command::Jobs {
-                state,
-                sync_type,
-                limit,
-                json,
-                ..
-            } => remote::jobs(&client, state.as_deref(), sync_type.as_deref(), limit, json).await,
-            Command::Logs { job, follow, .. } => remote::logs(&client, &job, follow).await,
-            Command::Cancel { job, .. } => remote::cancel(&client, &job).await,
-            Command::Retry { job, .. } => remote::retry(&client, &job).await,
-            _ => unreachable!("only remote commands come here"),
-        },
-    };
-    match result {
-        Ok(exit) => ExitCode::from(exit as u8),
-        Err(err) => {
-            eprintln!("baton: {err}");
-            ExitCode::from(err.exit as u8)
         }
     }
 }

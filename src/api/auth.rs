@@ -2,7 +2,7 @@
 //! `/api/auth/logout`, JSON in and out, for the sign-in page and for scripts alike), the
 //! first-start setup, changing one's password, who is signed in, and the admin page's users,
 //! tokens and audit log. Each is a thin call into `server::auth::Auth`; who may call which is
-//! declared in `server/http/access.rs`.
+//! declared in `server/http/access/rules.rs`.
 
 use leptos::{prelude::*, server_fn::codec::Json};
 

@@ -28,7 +28,7 @@ mod server {
             .ok_or_else(|| UiError::Internal("the application state is not available here".into()))
     }
 
-    /// Who is calling: put on the request by the access layer (`server/http/access.rs`), which
+    /// Who is calling: put on the request by the access layer (`server/http/access/`), which
     /// has already checked that their role allows this function.
     pub fn who() -> Who {
         leptos::prelude::use_context::<axum::http::request::Parts>()

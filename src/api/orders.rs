@@ -1,6 +1,6 @@
 //! Server functions of the order form: smart customer sync for this tab (open, heartbeat,
 //! close), the customers and products to pick, and drafts. Thin calls into the engine and
-//! `server::orders`; who may call which is declared in `server/http/access.rs`.
+//! `server::orders`; who may call which is declared in `server/http/access/rules.rs`.
 
 use leptos::{prelude::*, server_fn::codec::Json};
 

@@ -1,6 +1,6 @@
 //! Server functions of the schedules and the run history (the Syncs page): list, save with a
 //! field error for a timing that cannot be used, preview the next five runs, run now, and the
-//! last runs of every type. Thin calls into `server::schedules`; roles in `server/http/access.rs`.
+//! last runs of every type. Thin calls into `server::schedules`; roles in `server/http/access/rules.rs`.
 
 use chrono::{DateTime, Utc};
 use leptos::prelude::*;

@@ -32,6 +32,14 @@ pub struct TypeLabels {
     pub sync_type: String,
 }
 
+impl TypeLabels {
+    fn of(sync_type: &str) -> Self {
+        TypeLabels {
+            sync_type: sync_type.into(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
     pub sync_type: String,
@@ -289,24 +297,22 @@ impl Metrics {
     pub fn job_started(&self, sync_type: &str, latency: std::time::Duration) {
         self.inner
             .job_start_latency
-            .get_or_create(&TypeLabels {
-                sync_type: sync_type.into(),
-            })
+            .get_or_create(&TypeLabels::of(sync_type))
             .observe(latency.as_secs_f64());
     }
 
     pub fn job_retried(&self, sync_type: &str) {
-        let labels = TypeLabels {
-            sync_type: sync_type.into(),
-        };
-        self.inner.job_retries.get_or_create(&labels).inc();
+        self.inner
+            .job_retries
+            .get_or_create(&TypeLabels::of(sync_type))
+            .inc();
     }
 
     pub fn job_rescued(&self, sync_type: &str) {
-        let labels = TypeLabels {
-            sync_type: sync_type.into(),
-        };
-        self.inner.job_rescues.get_or_create(&labels).inc();
+        self.inner
+            .job_rescues
+            .get_or_create(&TypeLabels::of(sync_type))
+            .inc();
     }
 
     pub fn leases_renewed(&self, count: usize) {
@@ -383,9 +389,7 @@ impl Metrics {
             Some((sync_type, held)) => {
                 inner
                     .mutex_held
-                    .get_or_create(&TypeLabels {
-                        sync_type: sync_type.clone(),
-                    })
+                    .get_or_create(&TypeLabels::of(sync_type))
                     .set(1);
                 inner.mutex_held_seconds.set(held.as_secs_f64());
             }

@@ -61,7 +61,7 @@ impl Engine {
             let failed = match written {
                 Ok(Some(row)) => {
                     let failed = matches!(transition, Transition::Fail { .. });
-                    if failed && row.state == JobState::Pending.as_str() {
+                    if failed && row.job_state() == JobState::Pending {
                         self.inner.metrics.job_retried(&row.sync_type);
                     }
                     self.announce(&row, failed);

@@ -17,7 +17,7 @@ use utoipa::{OpenApi, ToSchema};
 
 use super::{
     error::ApiError,
-    extract::{job_id, json_body, triggered_by, Caller},
+    extract::{filter, job_id, json_body, triggered_by, Caller},
 };
 use crate::model::Job;
 use crate::server::{state::AppState, store::JobFilter};
@@ -214,13 +214,8 @@ async fn status(
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     // The engine's own refusal of an unknown type lists the known ones.
     state.engine.sync_type(&sync_type)?;
-    let job = match query
-        .job_id
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
-        Some(raw) => of_type(state.engine.job(job_id(raw)?).await?, &sync_type)?,
+    let job = match filter("jobId", query.job_id)? {
+        Some(raw) => of_type(state.engine.job(job_id(&raw)?).await?, &sync_type)?,
         None => state
             .engine
             .list(&JobFilter {

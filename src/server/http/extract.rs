@@ -131,7 +131,7 @@ pub fn caller(peer: &Peer) -> String {
     }
 }
 
-/// Who made the request, as the access layer (`access.rs`) found them; a handler turns it into
+/// Who made the request, as the access layer (`access/`) found them; a handler turns it into
 /// the `triggered_by` of what it starts, so that is never text from the body.
 #[derive(Clone, Debug, Default)]
 pub struct Caller(pub crate::server::auth::Who);

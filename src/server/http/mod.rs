@@ -1,11 +1,11 @@
-//! The HTTP surface: the router with its middleware stack, the probes, and the Leptos pages and
-//! server functions. The routes of each area live beside it: [`jobs`] (`/api/sync`, `/api/jobs`),
+//! The HTTP surface: the router with its middleware stack, and the Leptos pages and server
+//! functions. The routes of each area live beside it: [`jobs`] (`/api/sync`, `/api/jobs`),
 //! [`sessions`] (`/api/sessions`, `/api/workflows`), [`events`] (SSE and polling), [`people`]
 //! (the audit log, webhooks), [`compat`] (seed 002's `/api/sync/{type}/start|status|cancel`);
-//! [`openapi`] (the API contract and its page); [`extract`] reads requests, [`error`] answers
-//! with JSON errors,
-//! [`perimeter`] refuses foreign hosts and sets the browser's security headers, and [`access`]
-//! holds every request to the one table of who may do what.
+//! [`openapi`] (the API contract and its page), [`probes`] (health, readiness, metrics);
+//! [`extract`] reads requests, [`error`] answers with JSON errors, [`perimeter`] refuses foreign
+//! hosts and sets the browser's security headers, and [`access`] holds every request to the one
+//! table of who may do what.
 
 pub mod access;
 pub mod compat;
@@ -17,6 +17,7 @@ pub mod openapi;
 pub mod orders;
 pub mod people;
 pub mod perimeter;
+pub mod probes;
 pub mod schedules;
 pub mod serve;
 pub mod sessions;
@@ -29,7 +30,7 @@ use axum::{
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::{any, get},
-    Json, Router,
+    Router,
 };
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tower::ServiceBuilder;
@@ -44,9 +45,6 @@ use tower_http::{
 use self::error::ApiError;
 use super::state::AppState;
 use crate::app::{shell, App};
-
-/// How long `/readyz` waits for the database before it says not ready.
-const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The whole application as one router; tests serve it on port 0.
 pub fn router(state: AppState) -> Router {
@@ -81,9 +79,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(state.config.body_limit));
 
     Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .merge(probes::routes())
         .route("/api/events", get(events::events))
         .route("/api/events/poll", get(events::poll_events))
         .merge(jobs::routes())
@@ -104,7 +100,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             access::authorize,
         ))
-        .layer(middleware::from_fn_with_state(state.clone(), track))
+        .layer(middleware::from_fn_with_state(state.clone(), probes::track))
         .layer(middleware)
         .with_state(state)
 }
@@ -139,81 +135,6 @@ fn plain_request_id<B>(mut request: Request<B>) -> Request<B> {
         request.headers_mut().remove("x-request-id");
     }
     request
-}
-
-/// The OpenAPI operations of the probes and the metrics.
-#[derive(utoipa::OpenApi)]
-#[openapi(paths(healthz, readyz, metrics))]
-pub struct Doc;
-
-/// The process is alive.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-struct Health {
-    /// Always `ok`.
-    status: String,
-    version: String,
-    /// This process (a row of the `instances` table).
-    instance_id: String,
-}
-
-/// The process is up and serving. Never touches the database.
-#[utoipa::path(
-    get,
-    path = "/healthz",
-    tag = "server",
-    responses((status = 200, description = "Alive", body = Health)),
-)]
-async fn healthz(State(state): State<AppState>) -> Json<Health> {
-    Json(Health {
-        status: "ok".into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        instance_id: state.instance.id.to_string(),
-    })
-}
-
-/// The process can do its work.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-struct Ready {
-    /// Always `ready`.
-    status: String,
-    database: crate::server::store::Backend,
-}
-
-/// The process can do its work: its database answers within 2 s and it is not stopping. 503 says
-/// which (`shutting_down`, `database_unavailable`).
-#[utoipa::path(
-    get,
-    path = "/readyz",
-    tag = "server",
-    responses((status = 200, description = "Ready", body = Ready)),
-)]
-async fn readyz(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> {
-    if state.shutdown.is_cancelled() {
-        return Err(ApiError::Unavailable {
-            code: "shutting_down",
-            message: "this Baton process is shutting down; send requests to another one".into(),
-        });
-    }
-    let unavailable = || ApiError::Unavailable {
-        code: "database_unavailable",
-        message: "the database does not answer; check BATON_DATABASE_URL and that the database \
-                  server is running"
-            .into(),
-    };
-    match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
-        Ok(Ok(())) => Ok(Json(Ready {
-            status: "ready".into(),
-            database: state.store.backend(),
-        })),
-        Ok(Err(err)) => {
-            tracing::warn!(error = %err, "readiness check: database error");
-            Err(unavailable())
-        }
-        Err(_) => {
-            tracing::warn!(timeout = ?READY_TIMEOUT, "readiness check: database timed out");
-            Err(unavailable())
-        }
-    }
 }
 
 /// Any other `/api/…` path: a JSON 404 rather than the HTML page.
@@ -290,54 +211,4 @@ async fn json_errors(State(state): State<AppState>, request: Request, next: Next
         }
         _ => response,
     }
-}
-
-/// Every metric in the OpenMetrics text format, for Prometheus; the database is asked two cheap
-/// questions (the waiting and running jobs, the open order forms).
-#[utoipa::path(
-    get,
-    path = "/metrics",
-    tag = "server",
-    responses((status = 200, description = "The metrics", content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String)),
-)]
-async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
-    use crate::server::metrics::{Live, CONTENT_TYPE};
-    let work = state.store.live_work().await?;
-    let smart = state.engine.smart_live().await?;
-    let (pools, max_connections) = state.store.pool_use();
-    let now = chrono::Utc::now();
-    let live = Live {
-        jobs: work.counts,
-        mutex: work
-            .mutex
-            .map(|(ty, since)| (ty, (now - since).to_std().unwrap_or_default())),
-        smart_leases: smart as i64,
-        sse_clients: state
-            .config
-            .sse_clients()
-            .saturating_sub(state.sse_slots.available_permits()) as i64,
-        pools,
-        max_connections,
-    };
-    let body = state.engine.metrics().render(&live);
-    Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response())
-}
-
-/// Counts every request that reached a route (or the fallback) by its route template, method
-/// and status, with the time to its response's head.
-async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map_or_else(|| "(unmatched)".to_string(), |m| m.as_str().to_string());
-    let method = request.method().clone();
-    let started = std::time::Instant::now();
-    let response = next.run(request).await;
-    state.engine.metrics().request(
-        &route,
-        method.as_str(),
-        response.status().as_u16(),
-        started.elapsed(),
-    );
-    response
 }

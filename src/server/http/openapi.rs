@@ -97,7 +97,7 @@ pub fn document() -> Document {
         ))
         .build();
     for (area, mut part) in [
-        ("server", super::Doc::openapi()),
+        ("server", super::probes::Doc::openapi()),
         ("jobs", super::jobs::Doc::openapi()),
         ("seed002", super::compat::Doc::openapi()),
         ("schedules", super::schedules::Doc::openapi()),
@@ -108,7 +108,7 @@ pub fn document() -> Document {
     ] {
         // Handlers of different areas share names (`cancel`): the area makes each id unique.
         for item in part.paths.paths.values_mut() {
-            for operation in operations(item) {
+            for (_, operation) in operations(item) {
                 if let Some(id) = operation.operation_id.take() {
                     operation.operation_id = Some(format!("{area}_{id}"));
                 }
@@ -129,55 +129,49 @@ pub fn document() -> Document {
         .schemas
         .insert(ErrorBody::name().into_owned(), ErrorBody::schema());
     for (path, item) in doc.paths.paths.iter_mut() {
-        for (method, operation) in [
-            (Method::GET, item.get.as_mut()),
-            (Method::PUT, item.put.as_mut()),
-            (Method::POST, item.post.as_mut()),
-            (Method::DELETE, item.delete.as_mut()),
-            (Method::PATCH, item.patch.as_mut()),
-        ] {
-            if let Some(operation) = operation {
-                shared(path, &method, operation);
-            }
+        for (method, operation) in operations(item) {
+            shared(path, &method, operation);
         }
     }
     doc
 }
 
-/// The operations of a path, whatever their method.
-fn operations(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut Operation> {
+/// The operations of a path with their methods.
+fn operations(
+    item: &mut utoipa::openapi::PathItem,
+) -> impl Iterator<Item = (Method, &mut Operation)> {
     [
-        item.get.as_mut(),
-        item.put.as_mut(),
-        item.post.as_mut(),
-        item.delete.as_mut(),
-        item.patch.as_mut(),
+        (Method::GET, item.get.as_mut()),
+        (Method::PUT, item.put.as_mut()),
+        (Method::POST, item.post.as_mut()),
+        (Method::DELETE, item.delete.as_mut()),
+        (Method::PATCH, item.patch.as_mut()),
     ]
     .into_iter()
-    .flatten()
+    .filter_map(|(method, operation)| Some((method, operation?)))
 }
 
 /// Adds the role, the security requirement and the default error answer to one operation.
 fn shared(path: &str, method: &Method, operation: &mut Operation) {
-    let rule = access::rule_for(method, path);
-    let (role, security) = match rule.map(|r| r.access) {
+    let none = || vec![SecurityRequirement::default()];
+    let (role, needs, security) = match access::rule_for(method, path).map(|r| r.access) {
         Some(Access::Role(role)) => (
             role.as_str(),
+            format!("It needs the {role} role (an API token or a signed-in person)."),
             vec![
                 SecurityRequirement::new("token", Vec::<String>::new()),
                 SecurityRequirement::new("session", Vec::<String>::new()),
             ],
         ),
-        Some(Access::Signed) => ("signed", vec![SecurityRequirement::default()]),
+        Some(Access::Signed) => (
+            "signed",
+            "It needs the hook's signature, not a token.".to_string(),
+            none(),
+        ),
         // No rule: the test that compares the router, the rules and this document fails.
-        Some(Access::Public) | None => ("public", vec![SecurityRequirement::default()]),
+        Some(Access::Public) | None => ("public", "Anyone may call it.".to_string(), none()),
     };
     operation.security = Some(security);
-    let needs = match role {
-        "public" => "Anyone may call it.".to_string(),
-        "signed" => "It needs the hook's signature, not a token.".to_string(),
-        role => format!("It needs the {role} role (an API token or a signed-in person)."),
-    };
     operation.description = Some(match operation.description.take() {
         Some(text) if !text.is_empty() => format!("{text}\n\n{needs}"),
         _ => needs,

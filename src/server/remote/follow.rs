@@ -182,7 +182,7 @@ pub async fn follow_job(
     loop {
         let ended = job.state.is_terminal();
         progress.update(job.processed, job.total, job.message.as_deref(), ended);
-        if job.state.is_terminal() {
+        if ended {
             break;
         }
         let event = if streaming {
@@ -345,10 +345,7 @@ fn mark(status: StepStatus) -> &'static str {
 
 /// A unit enum's serde name, with `_` as a space.
 fn plain(value: impl serde::Serialize) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(|s| s.replace('_', " ")))
-        .unwrap_or_default()
+    super::serde_plain(&value).replace('_', " ")
 }
 
 #[cfg(test)]

@@ -64,6 +64,111 @@ pub struct ServerArgs {
     pub server: String,
 }
 
+/// The commands that talk to a running server.
+#[derive(Debug, clap::Subcommand)]
+pub enum RemoteCommand {
+    /// Run a sync type or start a workflow on a running server; --wait follows it live.
+    /// Exits 0 on success, 1 on failure, 2 on bad usage, 3 when it ended with warnings, 4 when a
+    /// workflow waits at a gate for a person
+    Trigger {
+        /// A sync type (customers, orders, …) or a workflow (daily-sync, …)
+        name: String,
+        /// Follow it to its end with a progress bar
+        #[arg(long)]
+        wait: bool,
+        /// Print the job or session as JSON on stdout
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// The orchestrator's state on a running server: what runs, the queue, each type's freshness
+    /// and next run
+    Status {
+        /// Print the status as JSON
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// The newest jobs on a running server
+    Jobs {
+        /// pending, running, completed, failed or cancelled
+        #[arg(long)]
+        state: Option<String>,
+        /// Only jobs of this sync type
+        #[arg(long = "type")]
+        sync_type: Option<String>,
+        /// How many (1-500)
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=500))]
+        limit: u32,
+        /// Print the jobs as JSON
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// A job's log; --follow prints new lines until the job ends
+    Logs {
+        /// The job's id
+        job: String,
+        #[arg(long, short = 'f')]
+        follow: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Cancel a waiting or running job
+    Cancel {
+        /// The job's id
+        job: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Queue a failed or cancelled job again
+    Retry {
+        /// The job's id
+        job: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+impl RemoteCommand {
+    /// Runs the command against its server; the exit code says how it went.
+    pub async fn run(self) -> Result<Exit, CliError> {
+        match self {
+            RemoteCommand::Trigger {
+                name,
+                wait,
+                json,
+                server,
+            } => trigger(&Client::from_env(&server)?, &name, wait, json).await,
+            RemoteCommand::Status { json, server } => {
+                status(&Client::from_env(&server)?, json).await
+            }
+            RemoteCommand::Jobs {
+                state,
+                sync_type,
+                limit,
+                json,
+                server,
+            } => {
+                let client = Client::from_env(&server)?;
+                jobs(&client, state.as_deref(), sync_type.as_deref(), limit, json).await
+            }
+            RemoteCommand::Logs {
+                job,
+                follow,
+                server,
+            } => logs(&Client::from_env(&server)?, &job, follow).await,
+            RemoteCommand::Cancel { job, server } => {
+                cancel(&Client::from_env(&server)?, &job).await
+            }
+            RemoteCommand::Retry { job, server } => retry(&Client::from_env(&server)?, &job).await,
+        }
+    }
+}
+
 /// An HTTP client for one server, sending the API token with every request.
 #[derive(Clone)]
 pub struct Client {
@@ -125,6 +230,15 @@ impl Client {
         if let Some(body) = body {
             request = request.json(body);
         }
+        self.answered(request).await
+    }
+
+    /// The answer to `request`; a refused or unanswered one becomes the error a person can act
+    /// on.
+    async fn answered(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, CliError> {
         let response = request.send().await.map_err(|e| self.unreachable(&e))?;
         if response.status().is_success() {
             return Ok(response);
@@ -170,25 +284,15 @@ impl Client {
         decode(self.send(Method::POST, path, body).await?).await
     }
 
-    /// Opens the live event stream (the subscription is live once this returns).
+    /// Opens the live event stream (the subscription is live once this returns); no timeout,
+    /// it stays open for as long as it is read.
     pub async fn events(&self) -> Result<reqwest::Response, CliError> {
-        self.http
+        let request = self
+            .http
             .get(self.url("/api/events"))
             .bearer_auth(&self.token)
-            .header("accept", "text/event-stream")
-            .send()
-            .await
-            .map_err(|e| self.unreachable(&e))
-            .and_then(|r| {
-                if r.status().is_success() {
-                    Ok(r)
-                } else {
-                    Err(CliError::failed(format!(
-                        "the live event stream answered {}",
-                        r.status()
-                    )))
-                }
-            })
+            .header("accept", "text/event-stream");
+        self.answered(request).await
     }
 }
 
@@ -375,7 +479,7 @@ pub async fn status(client: &Client, json_out: bool) -> Result<Exit, CliError> {
 }
 
 /// A unit enum's serde name (`"idle"`), for tables.
-fn serde_plain(value: &impl serde::Serialize) -> String {
+pub(super) fn serde_plain(value: &impl serde::Serialize) -> String {
     serde_json::to_value(value)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))

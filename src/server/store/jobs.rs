@@ -443,27 +443,17 @@ impl Store {
     /// The waiting and running jobs by type and state, and the exclusive job running (its type
     /// and start), for a metrics scrape: one statement over the `state` index.
     pub async fn live_work(&self) -> Result<LiveWork, StoreError> {
-        let sql = "select sync_type, state, exclusive, count(*), min(started_at) from jobs \
-                   where state in ('pending', 'running') group by sync_type, state, exclusive";
-        /// (type, state, exclusive, count, earliest start).
-        type Group = (String, String, bool, i64, Option<DateTime<Utc>>);
-        let rows: Vec<Group> =
+        let sql = "select sync_type, state, count(*), \
+                   min(case when exclusive and state = 'running' then started_at end) \
+                   from jobs where state in ('pending', 'running') group by sync_type, state";
+        let rows: Vec<(String, String, i64, Option<DateTime<Utc>>)> =
             on_pool!(read self, pool => sqlx::query_as(sql).fetch_all(pool).await?);
         let mut work = LiveWork::default();
-        for (sync_type, state, exclusive, count, started) in rows {
-            if exclusive && state == "running" {
-                if let Some(started) = started {
-                    work.mutex = Some((sync_type.clone(), started));
-                }
+        for (sync_type, state, count, holding_since) in rows {
+            if let Some(since) = holding_since {
+                work.mutex = Some((sync_type.clone(), since));
             }
-            match work
-                .counts
-                .iter_mut()
-                .find(|(t, s, _)| *t == sync_type && *s == state)
-            {
-                Some(entry) => entry.2 += count,
-                None => work.counts.push((sync_type, state, count)),
-            }
+            work.counts.push((sync_type, state, count));
         }
         Ok(work)
     }

@@ -250,7 +250,6 @@ impl Store {
         Ok(())
     }
 
-    /// Which database this is.
     /// Tells every process listening on `channel` (Postgres NOTIFY; SQLite has one process and
     /// nothing to tell). Best effort: a lost signal costs the next poll or lease renewal.
     pub async fn notify(&self, channel: &str, payload: &str) {
@@ -310,6 +309,7 @@ impl Store {
         }
     }
 
+    /// Which database this is.
     pub fn backend(&self) -> Backend {
         match self {
             Store::Sqlite(_) => Backend::Sqlite,
